@@ -2,12 +2,14 @@
 //!
 //! Three layers over one engine:
 //! * [`engine`]: the sans-IO protocol state machine, safe Rust, time and I/O
-//!   passed in by the caller.
-//! * `ffi` (feature `capi`): the exact `ikcp.c` C ABI, a drop-in replacement.
-//! * `runtime` (feature `tokio`): `KcpStream` / `KcpListener` over tokio.
+//!   passed in by the caller. [`Kcp`] is its entry point.
+//! * the C ABI (feature `capi`): the exact `ikcp.c` API and `struct IKCPCB`,
+//!   a drop-in replacement for the C library (see `include/ikcp.h`).
+//! * [`runtime`] (feature `tokio`): `KcpStream` / `KcpListener` over tokio.
 
 pub mod engine;
 
-mod ffi;
+#[cfg(feature = "capi")]
+pub mod ffi;
 
 pub use engine::Kcp;

@@ -1,3 +1,34 @@
+//! The sans-IO KCP engine: the protocol state machine and nothing else.
+//!
+//! No sockets, no clock, no C types. Time is a `u32` millisecond clock the
+//! caller passes in (it may wrap past 2^32); datagrams leave through an
+//! [`Output`] the caller provides; datagrams arrive through [`Kcp::input`].
+//! The caller asks [`Kcp::check`] when to call [`Kcp::update`] next.
+//!
+//! Observable behaviour (wire bytes, counters, timers) is identical to the
+//! reference `ikcp.c` 1.x; the data structures are not: the send and receive
+//! windows are rings indexed by sequence number, so acknowledging a segment
+//! or inserting an out-of-order one costs O(1) instead of a list walk.
 #![forbid(unsafe_code)]
-//! placeholder
-pub struct Kcp;
+
+mod codec;
+mod congestion;
+mod constants;
+mod error;
+mod kcp;
+mod output;
+mod payload;
+mod recv_window;
+mod rtt;
+mod send_window;
+mod stats;
+
+pub use codec::{conv_of, Command, SegmentHeader, HEADER_LEN};
+pub use constants::*;
+pub use error::{ConfigError, InputError, RecvError, SendError};
+pub use kcp::Kcp;
+pub use output::{LogMask, Output};
+pub use payload::Payload;
+pub use stats::Stats;
+
+pub(crate) use output::Host;

@@ -1,0 +1,131 @@
+//! Memory from the program's `ikcp_allocator` hooks.
+//!
+//! The control block and every segment payload are allocated through the
+//! hooks installed at the time of allocation, and each allocation remembers
+//! how to free itself, so nothing is ever freed through a hook that did not
+//! allocate it — even if the program changes hooks while objects live.
+//! The engine's index rings (small arrays of segment descriptors) use Rust's
+//! global allocator: Rust's collections cannot take a custom allocator on
+//! stable Rust.
+
+use std::os::raw::c_void;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::engine::Payload;
+
+/// `void *(*)(size_t)`
+pub type MallocHook = unsafe extern "C" fn(usize) -> *mut c_void;
+/// `void (*)(void *)`
+pub type FreeHook = unsafe extern "C" fn(*mut c_void);
+
+extern "C" {
+    fn malloc(size: usize) -> *mut c_void;
+    fn free(ptr: *mut c_void);
+}
+
+// Function pointers stored as integers (0 = not installed).
+static MALLOC_HOOK: AtomicUsize = AtomicUsize::new(0);
+static FREE_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+pub fn set_hooks(new_malloc: Option<MallocHook>, new_free: Option<FreeHook>) {
+    MALLOC_HOOK.store(new_malloc.map_or(0, |f| f as usize), Ordering::SeqCst);
+    FREE_HOOK.store(new_free.map_or(0, |f| f as usize), Ordering::SeqCst);
+}
+
+/// How to give one allocation back.
+#[derive(Clone, Copy, Debug)]
+pub enum Release {
+    /// Nothing was allocated (empty payloads).
+    Nothing,
+    /// C `free`.
+    Libc,
+    /// The free hook installed together with the malloc hook that allocated it.
+    Hook(FreeHook),
+}
+
+/// Allocates `size` bytes the way upstream's `ikcp_malloc` would.
+pub fn allocate(size: usize) -> Option<(NonNull<u8>, Release)> {
+    let malloc_hook = MALLOC_HOOK.load(Ordering::SeqCst);
+    let (ptr, release) = if malloc_hook != 0 {
+        // SAFETY: the value was stored from a valid `MallocHook` in `set_hooks`.
+        let hook: MallocHook = unsafe { std::mem::transmute::<usize, MallocHook>(malloc_hook) };
+        let free_hook = FREE_HOOK.load(Ordering::SeqCst);
+        let release = if free_hook != 0 {
+            // SAFETY: stored from a valid `FreeHook` in `set_hooks`.
+            Release::Hook(unsafe { std::mem::transmute::<usize, FreeHook>(free_hook) })
+        } else {
+            Release::Libc
+        };
+        // SAFETY: calling the program's allocator with a size, as upstream does.
+        (unsafe { hook(size) }, release)
+    } else {
+        // SAFETY: plain C malloc.
+        (unsafe { malloc(size) }, Release::Libc)
+    };
+    NonNull::new(ptr.cast::<u8>()).map(|p| (p, release))
+}
+
+/// Frees memory obtained from [`allocate`].
+///
+/// # Safety
+/// `ptr` must come from `allocate` together with `release`, and not be used again.
+pub unsafe fn deallocate(ptr: NonNull<u8>, release: Release) {
+    match release {
+        Release::Nothing => {}
+        // SAFETY: per the contract, `ptr` came from `malloc`.
+        Release::Libc => unsafe { free(ptr.as_ptr().cast()) },
+        // SAFETY: per the contract, `ptr` came from the malloc hook paired with `hook`.
+        Release::Hook(hook) => unsafe { hook(ptr.as_ptr().cast()) },
+    }
+}
+
+/// A segment payload in memory from the allocator hooks.
+pub struct HookBuf {
+    ptr: NonNull<u8>,
+    len: usize,
+    release: Release,
+}
+
+impl Payload for HookBuf {
+    fn concat(parts: &[&[u8]]) -> Option<Self> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len == 0 {
+            return Some(HookBuf {
+                ptr: NonNull::dangling(),
+                len: 0,
+                release: Release::Nothing,
+            });
+        }
+        let (ptr, release) = allocate(len)?;
+        let mut at = 0;
+        for part in parts {
+            // SAFETY: `ptr` has `len` writable bytes and the parts sum to `len`;
+            // freshly allocated memory cannot overlap the sources.
+            unsafe {
+                std::ptr::copy_nonoverlapping(part.as_ptr(), ptr.as_ptr().add(at), part.len());
+            }
+            at += part.len();
+        }
+        Some(HookBuf { ptr, len, release })
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` holds `len` initialised bytes owned by `self` (or is
+        // dangling with `len == 0`, which is valid for an empty slice).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for HookBuf {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`release` came from `allocate` and are dropped once.
+        unsafe { deallocate(self.ptr, self.release) }
+    }
+}
+
+impl std::fmt::Debug for HookBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HookBuf({} bytes)", self.len)
+    }
+}

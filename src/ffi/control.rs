@@ -1,0 +1,333 @@
+//! The block behind a `kcp` pointer, and how calls enter the engine.
+//!
+//! Re-entrancy: an output or log callback may call back into the API on the
+//! same object (loopback demos call `ikcp_input` from `output`). The engine
+//! hands itself to the callback host on every datagram, the host publishes a
+//! raw pointer to that exact borrow in `active`, and a nested call uses it
+//! instead of creating a second, aliasing borrow. No reference into the
+//! block is held while C code runs. `ikcp_release` from inside a callback is
+//! deferred until the outermost call returns.
+
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int};
+use std::ptr::{self, addr_of_mut, NonNull};
+
+use super::alloc::{allocate, deallocate, HookBuf, Release};
+use super::types::{IKCPCB, IQUEUEHEAD};
+use crate::engine::{Host, Kcp, LogMask};
+
+pub type Engine = Kcp<HookBuf>;
+
+#[repr(C)]
+pub struct Control {
+    /// First, so that a `*mut IKCPCB` is also a `*mut Control`.
+    cb: IKCPCB,
+    engine: Engine,
+    /// The engine borrow of the call currently running a callback, if any.
+    active: *mut Engine,
+    /// Calls into this object currently on the stack.
+    depth: u32,
+    release_pending: bool,
+    release: Release,
+}
+
+/// Copies what the program may have written into the engine.
+fn sync_in(cb: &IKCPCB, k: &mut Engine) {
+    k.conv = cb.conv;
+    k.mtu = cb.mtu;
+    k.mss = cb.mss;
+    k.state = cb.state;
+    k.ts_recent = cb.ts_recent;
+    k.ts_lastack = cb.ts_lastack;
+    k.ssthresh = cb.ssthresh;
+    k.rx_rttval = cb.rx_rttval;
+    k.rx_srtt = cb.rx_srtt;
+    k.rx_rto = cb.rx_rto;
+    k.rx_minrto = cb.rx_minrto;
+    k.snd_wnd = cb.snd_wnd;
+    k.rcv_wnd = cb.rcv_wnd;
+    k.rmt_wnd = cb.rmt_wnd;
+    k.cwnd = cb.cwnd;
+    k.probe = cb.probe;
+    k.current = cb.current;
+    k.interval = cb.interval;
+    k.ts_flush = cb.ts_flush;
+    k.xmit = cb.xmit;
+    k.nodelay = cb.nodelay;
+    k.updated = cb.updated;
+    k.ts_probe = cb.ts_probe;
+    k.probe_wait = cb.probe_wait;
+    k.dead_link = cb.dead_link;
+    k.incr = cb.incr;
+    k.fastresend = cb.fastresend;
+    k.fastlimit = cb.fastlimit;
+    k.nocwnd = cb.nocwnd;
+    k.stream = cb.stream;
+    k.logmask = cb.logmask;
+}
+
+/// Publishes the engine's state to the program.
+fn sync_out(k: &Engine, cb: &mut IKCPCB) {
+    cb.conv = k.conv;
+    cb.mtu = k.mtu;
+    cb.mss = k.mss;
+    cb.state = k.state;
+    cb.snd_una = k.snd_una;
+    cb.snd_nxt = k.snd_nxt;
+    cb.rcv_nxt = k.rcv_nxt;
+    cb.ts_recent = k.ts_recent;
+    cb.ts_lastack = k.ts_lastack;
+    cb.ssthresh = k.ssthresh;
+    cb.rx_rttval = k.rx_rttval;
+    cb.rx_srtt = k.rx_srtt;
+    cb.rx_rto = k.rx_rto;
+    cb.rx_minrto = k.rx_minrto;
+    cb.snd_wnd = k.snd_wnd;
+    cb.rcv_wnd = k.rcv_wnd;
+    cb.rmt_wnd = k.rmt_wnd;
+    cb.cwnd = k.cwnd;
+    cb.probe = k.probe;
+    cb.current = k.current;
+    cb.interval = k.interval;
+    cb.ts_flush = k.ts_flush;
+    cb.xmit = k.xmit;
+    cb.nrcv_buf = k.nrcv_buf();
+    cb.nsnd_buf = k.nsnd_buf();
+    cb.nrcv_que = k.nrcv_que();
+    cb.nsnd_que = k.nsnd_que();
+    cb.nodelay = k.nodelay;
+    cb.updated = k.updated;
+    cb.ts_probe = k.ts_probe;
+    cb.probe_wait = k.probe_wait;
+    cb.dead_link = k.dead_link;
+    cb.incr = k.incr;
+    cb.ackcount = k.ackcount();
+    cb.ackblock = k.ackblock;
+    cb.fastresend = k.fastresend;
+    cb.fastlimit = k.fastlimit;
+    cb.nocwnd = k.nocwnd;
+    cb.stream = k.stream;
+    cb.logmask = k.logmask;
+}
+
+/// Allocates and initialises a control block; NULL if memory is refused.
+pub fn create(conv: u32, user: *mut std::os::raw::c_void) -> *mut IKCPCB {
+    let size = std::mem::size_of::<Control>();
+    let Some((raw, release)) = allocate(size) else {
+        return ptr::null_mut();
+    };
+    let ctl = raw.as_ptr().cast::<Control>();
+    if (ctl as usize) % std::mem::align_of::<Control>() != 0 {
+        // SAFETY: just allocated with this `release`, never used.
+        unsafe { deallocate(raw, release) };
+        return ptr::null_mut();
+    }
+    let engine = Engine::with_payload(conv);
+    // SAFETY: `ctl` is a fresh, suitably aligned allocation of `size_of::<Control>()` bytes.
+    unsafe {
+        ptr::write(
+            ctl,
+            Control {
+                cb: blank_cb(user),
+                engine,
+                active: ptr::null_mut(),
+                depth: 0,
+                release_pending: false,
+                release,
+            },
+        );
+        let cb = addr_of_mut!((*ctl).cb);
+        for head in [
+            addr_of_mut!((*cb).snd_queue),
+            addr_of_mut!((*cb).rcv_queue),
+            addr_of_mut!((*cb).snd_buf),
+            addr_of_mut!((*cb).rcv_buf),
+        ] {
+            (*head).next = head;
+            (*head).prev = head;
+        }
+        sync_out(&(*ctl).engine, &mut *cb);
+        cb
+    }
+}
+
+fn blank_cb(user: *mut std::os::raw::c_void) -> IKCPCB {
+    let empty = || IQUEUEHEAD {
+        next: ptr::null_mut(),
+        prev: ptr::null_mut(),
+    };
+    IKCPCB {
+        conv: 0,
+        mtu: 0,
+        mss: 0,
+        state: 0,
+        snd_una: 0,
+        snd_nxt: 0,
+        rcv_nxt: 0,
+        ts_recent: 0,
+        ts_lastack: 0,
+        ssthresh: 0,
+        rx_rttval: 0,
+        rx_srtt: 0,
+        rx_rto: 0,
+        rx_minrto: 0,
+        snd_wnd: 0,
+        rcv_wnd: 0,
+        rmt_wnd: 0,
+        cwnd: 0,
+        probe: 0,
+        current: 0,
+        interval: 0,
+        ts_flush: 0,
+        xmit: 0,
+        nrcv_buf: 0,
+        nsnd_buf: 0,
+        nrcv_que: 0,
+        nsnd_que: 0,
+        nodelay: 0,
+        updated: 0,
+        ts_probe: 0,
+        probe_wait: 0,
+        dead_link: 0,
+        incr: 0,
+        snd_queue: empty(),
+        rcv_queue: empty(),
+        snd_buf: empty(),
+        rcv_buf: empty(),
+        acklist: ptr::null_mut(),
+        ackcount: 0,
+        ackblock: 0,
+        user,
+        buffer: ptr::null_mut(),
+        fastresend: 0,
+        fastlimit: 0,
+        nocwnd: 0,
+        stream: 0,
+        logmask: 0,
+        output: None,
+        writelog: None,
+    }
+}
+
+/// Frees a control block now, or when the outermost call on it returns.
+///
+/// # Safety
+/// `kcp` must come from [`create`] and not have been released.
+pub unsafe fn release(kcp: *mut IKCPCB) {
+    let ctl = kcp.cast::<Control>();
+    // SAFETY: `ctl` is a live block (caller contract); fields accessed by raw pointer.
+    unsafe {
+        if (*ctl).depth > 0 {
+            (*ctl).release_pending = true;
+            return;
+        }
+        destroy(ctl);
+    }
+}
+
+/// # Safety
+/// `ctl` is live and no call is running on it.
+unsafe fn destroy(ctl: *mut Control) {
+    // SAFETY: per contract; the block was written by `create` and is dropped once.
+    unsafe {
+        let release = (*ctl).release;
+        ptr::drop_in_place(ctl);
+        deallocate(NonNull::new_unchecked(ctl.cast::<u8>()), release);
+    }
+}
+
+/// Runs `f` on the engine behind `kcp`, with the program's field writes
+/// applied before and the engine's state published after.
+///
+/// # Safety
+/// `kcp` must come from [`create`], not released, and not NULL.
+pub unsafe fn enter<R>(kcp: *mut IKCPCB, f: impl FnOnce(&mut Engine, &mut CallbackHost) -> R) -> R {
+    let ctl = kcp.cast::<Control>();
+    // SAFETY: `ctl` is live (caller contract). When a callback of an outer
+    // call is running, `active` points at that call's engine borrow, which is
+    // not in use until the callback returns; otherwise nothing borrows the
+    // engine. The `cb` references are short-lived and no other reference to
+    // `cb` exists (outer calls only hold raw pointers while C runs).
+    unsafe {
+        let engine: *mut Engine = if (*ctl).active.is_null() {
+            addr_of_mut!((*ctl).engine)
+        } else {
+            (*ctl).active
+        };
+        sync_in(&*kcp, &mut *engine);
+        (*ctl).depth += 1;
+        let mut host = CallbackHost { kcp };
+        let result = f(&mut *engine, &mut host);
+        sync_out(&*engine, &mut *kcp);
+        (*ctl).depth -= 1;
+        if (*ctl).depth == 0 && (*ctl).release_pending {
+            destroy(ctl);
+        }
+        result
+    }
+}
+
+/// Delivers datagrams and log lines to the program's callbacks.
+pub struct CallbackHost {
+    kcp: *mut IKCPCB,
+}
+
+impl CallbackHost {
+    /// Publishes `engine` to the program, runs `call` (which calls into C),
+    /// then takes back whatever the program wrote.
+    fn call_out(&mut self, engine: &mut Engine, call: impl FnOnce(*mut IKCPCB)) {
+        let kcp = self.kcp;
+        let ctl = kcp.cast::<Control>();
+        // SAFETY: `kcp` is live for the duration of the call that owns this
+        // host. `engine` is the borrow that call holds; its raw pointer is
+        // published in `active` so that re-entrant calls reuse this borrow
+        // rather than alias it, and it is not touched until `call` returns.
+        unsafe {
+            sync_out(engine, &mut *kcp);
+            let previous = (*ctl).active;
+            (*ctl).active = engine as *mut Engine;
+            call(kcp);
+            (*ctl).active = previous;
+            sync_in(&*kcp, engine);
+        }
+    }
+}
+
+impl Host<HookBuf> for CallbackHost {
+    fn transmit(&mut self, engine: &mut Engine, datagram: &[u8]) {
+        self.call_out(engine, |kcp| {
+            // SAFETY: `kcp` is live; the output pointer and `user` are the
+            // program's, called with a valid buffer of `len` bytes as upstream does.
+            unsafe {
+                if let Some(output) = (*kcp).output {
+                    output(
+                        datagram.as_ptr().cast::<c_char>(),
+                        datagram.len() as c_int,
+                        kcp,
+                        (*kcp).user,
+                    );
+                }
+            }
+        });
+    }
+
+    fn wants_log(&self) -> bool {
+        // SAFETY: `kcp` is live; reading one field.
+        unsafe { (*self.kcp).writelog.is_some() }
+    }
+
+    fn log(&mut self, engine: &mut Engine, _mask: LogMask, line: &str) {
+        let Ok(line) = CString::new(line) else {
+            return;
+        };
+        self.call_out(engine, |kcp| {
+            // SAFETY: `kcp` is live; the log line is NUL-terminated and
+            // outlives the call.
+            unsafe {
+                if let Some(writelog) = (*kcp).writelog {
+                    writelog(line.as_ptr(), kcp, (*kcp).user);
+                }
+            }
+        });
+    }
+}

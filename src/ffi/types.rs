@@ -1,0 +1,137 @@
+//! `#[repr(C)]` mirrors of upstream's public structs, with identical layout.
+#![allow(non_camel_case_types)]
+
+use std::os::raw::{c_char, c_int, c_void};
+
+/// Upstream's 32-bit unsigned integer.
+pub type IUINT32 = u32;
+/// Upstream's 32-bit signed integer.
+pub type IINT32 = i32;
+
+/// Intrusive list head. The four queue heads in [`IKCPCB`] are kept as valid
+/// empty lists: the queues themselves live inside the engine.
+#[repr(C)]
+pub struct IQUEUEHEAD {
+    pub next: *mut IQUEUEHEAD,
+    pub prev: *mut IQUEUEHEAD,
+}
+
+/// Upstream's segment struct. Declared for source compatibility; this
+/// library never hands one out.
+#[repr(C)]
+pub struct IKCPSEG {
+    pub node: IQUEUEHEAD,
+    pub conv: IUINT32,
+    pub cmd: IUINT32,
+    pub frg: IUINT32,
+    pub wnd: IUINT32,
+    pub ts: IUINT32,
+    pub sn: IUINT32,
+    pub una: IUINT32,
+    pub len: IUINT32,
+    pub resendts: IUINT32,
+    pub rto: IUINT32,
+    pub fastack: IUINT32,
+    pub xmit: IUINT32,
+    pub data: [c_char; 1],
+}
+
+/// The KCP control block, laid out exactly as upstream's.
+///
+/// Scalar fields are live: values the program writes take effect at the next
+/// call, values it reads are current after every call and inside callbacks.
+/// `snd_una`, `snd_nxt`, `rcv_nxt`, `nrcv_buf`, `nsnd_buf`, `nrcv_que`,
+/// `nsnd_que`, `ackcount` and `ackblock` are owned by the engine: writes to
+/// them are overwritten. `snd_queue`, `rcv_queue`, `snd_buf` and `rcv_buf`
+/// are always empty lists, and `acklist` and `buffer` are always NULL: the
+/// data lives in the engine's own structures.
+#[repr(C)]
+pub struct IKCPCB {
+    pub conv: IUINT32,
+    pub mtu: IUINT32,
+    pub mss: IUINT32,
+    pub state: IUINT32,
+    pub snd_una: IUINT32,
+    pub snd_nxt: IUINT32,
+    pub rcv_nxt: IUINT32,
+    pub ts_recent: IUINT32,
+    pub ts_lastack: IUINT32,
+    pub ssthresh: IUINT32,
+    pub rx_rttval: IINT32,
+    pub rx_srtt: IINT32,
+    pub rx_rto: IINT32,
+    pub rx_minrto: IINT32,
+    pub snd_wnd: IUINT32,
+    pub rcv_wnd: IUINT32,
+    pub rmt_wnd: IUINT32,
+    pub cwnd: IUINT32,
+    pub probe: IUINT32,
+    pub current: IUINT32,
+    pub interval: IUINT32,
+    pub ts_flush: IUINT32,
+    pub xmit: IUINT32,
+    pub nrcv_buf: IUINT32,
+    pub nsnd_buf: IUINT32,
+    pub nrcv_que: IUINT32,
+    pub nsnd_que: IUINT32,
+    pub nodelay: IUINT32,
+    pub updated: IUINT32,
+    pub ts_probe: IUINT32,
+    pub probe_wait: IUINT32,
+    pub dead_link: IUINT32,
+    pub incr: IUINT32,
+    pub snd_queue: IQUEUEHEAD,
+    pub rcv_queue: IQUEUEHEAD,
+    pub snd_buf: IQUEUEHEAD,
+    pub rcv_buf: IQUEUEHEAD,
+    pub acklist: *mut IUINT32,
+    pub ackcount: IUINT32,
+    pub ackblock: IUINT32,
+    pub user: *mut c_void,
+    pub buffer: *mut c_char,
+    pub fastresend: c_int,
+    pub fastlimit: c_int,
+    pub nocwnd: c_int,
+    pub stream: c_int,
+    pub logmask: c_int,
+    /// Sends one datagram of `len` bytes; the return value is ignored.
+    pub output: Option<
+        unsafe extern "C" fn(
+            buf: *const c_char,
+            len: c_int,
+            kcp: *mut IKCPCB,
+            user: *mut c_void,
+        ) -> c_int,
+    >,
+    /// Receives one NUL-terminated log line.
+    pub writelog:
+        Option<unsafe extern "C" fn(log: *const c_char, kcp: *mut IKCPCB, user: *mut c_void)>,
+}
+
+/// Upstream's typedef.
+pub type ikcpcb = IKCPCB;
+
+/// Log mask: datagrams handed to `output`.
+pub const IKCP_LOG_OUTPUT: c_int = 1;
+/// Log mask: datagrams passed to `ikcp_input`.
+pub const IKCP_LOG_INPUT: c_int = 2;
+/// Log mask: reserved (never emitted).
+pub const IKCP_LOG_SEND: c_int = 4;
+/// Log mask: segments consumed by `ikcp_recv`.
+pub const IKCP_LOG_RECV: c_int = 8;
+/// Log mask: data segments received.
+pub const IKCP_LOG_IN_DATA: c_int = 16;
+/// Log mask: acknowledgements received.
+pub const IKCP_LOG_IN_ACK: c_int = 32;
+/// Log mask: window questions received.
+pub const IKCP_LOG_IN_PROBE: c_int = 64;
+/// Log mask: window answers received.
+pub const IKCP_LOG_IN_WINS: c_int = 128;
+/// Log mask: reserved (never emitted).
+pub const IKCP_LOG_OUT_DATA: c_int = 256;
+/// Log mask: reserved (never emitted).
+pub const IKCP_LOG_OUT_ACK: c_int = 512;
+/// Log mask: reserved (never emitted).
+pub const IKCP_LOG_OUT_PROBE: c_int = 1024;
+/// Log mask: reserved (never emitted).
+pub const IKCP_LOG_OUT_WINS: c_int = 2048;
