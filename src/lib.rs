@@ -12,4 +12,7 @@ pub mod engine;
 #[cfg(feature = "capi")]
 pub mod ffi;
 
+#[cfg(feature = "tokio")]
+pub mod runtime;
+
 pub use engine::Kcp;

@@ -1,0 +1,1 @@
+//! The async layer over tokio (feature `tokio`).
