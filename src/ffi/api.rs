@@ -167,8 +167,11 @@ pub unsafe extern "C" fn ikcp_input(kcp: *mut ikcpcb, data: *const c_char, size:
         // SAFETY: the caller promises `size` readable bytes at `data`.
         let bytes = (!data.is_null())
             .then(|| unsafe { std::slice::from_raw_parts(data.cast::<u8>(), readable) });
+        // `c_long` is 32 or 64 bits depending on the platform.
+        #[allow(clippy::useless_conversion)]
+        let size = i64::from(size);
         // SAFETY: live object (caller contract).
-        unsafe { enter(kcp, |k, host| k.input_raw(bytes, size as i64, host)) }
+        unsafe { enter(kcp, |k, host| k.input_raw(bytes, size, host)) }
     })
 }
 
