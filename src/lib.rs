@@ -16,3 +16,8 @@ pub mod ffi;
 pub mod runtime;
 
 pub use engine::Kcp;
+
+// Compiles the README's Rust snippets as doctests, so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctests {}

@@ -28,6 +28,9 @@ struct Pending<P> {
 /// use kcp::Kcp;
 ///
 /// let (mut a, mut b) = (Kcp::new(7), Kcp::new(7));
+/// // Without congestion control the first flush already sends (with it, the
+/// // window opens at the end of the first flush, as in the reference).
+/// a.set_nodelay(1, 10, 2, true);
 /// a.send(b"hello").unwrap();
 /// let mut wire = Vec::new();
 /// a.update(0, &mut |d: &[u8]| wire.push(d.to_vec()));
