@@ -14,7 +14,9 @@ fn main() {
     let text = String::from_utf8_lossy(&out.stdout);
     // Find `"manifest_path":"<...>/kcp-io-0.0.5/Cargo.toml"` without a JSON dependency.
     let needle = "kcp-io-0.0.5";
-    let pos = text.find(needle).expect("kcp-io 0.0.5 not found in cargo metadata");
+    let pos = text
+        .find(needle)
+        .expect("kcp-io 0.0.5 not found in cargo metadata");
     let start = text[..pos].rfind('"').unwrap() + 1;
     let end = pos + needle.len();
     let dir = PathBuf::from(&text[start..end]);

@@ -4,7 +4,10 @@ use std::path::{Path, PathBuf};
 
 /// Root of this repository.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// Directory with upstream's unmodified `ikcp.c` and `ikcp.h` (from `kcp-io`).
