@@ -82,12 +82,12 @@ mod tests {
 
     #[test]
     fn never_exceeds_remote_window() {
+        // Past slow start with a large byte count, the window would jump.
         let mut c = CongestionState {
             cwnd: 4,
-            incr: 0,
-            ssthresh: 100,
+            incr: 100_000,
+            ssthresh: 2,
         };
-        c.on_progress(1000, 5);
         c.on_progress(1000, 5);
         assert_eq!(c.cwnd, 5);
         assert_eq!(c.incr, 5000);

@@ -183,7 +183,7 @@ mod tests {
     fn cumulative_ack_across_wrap() {
         let mut w = SendWindow::new();
         for i in 0..6u32 {
-            w.push(seg(u32::MAX - 2 + i));
+            w.push(seg((u32::MAX - 2).wrapping_add(i)));
         }
         w.remove_before(1);
         assert_eq!(w.first_sn(), Some(1));

@@ -10,6 +10,7 @@
 
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::ptr::{self, addr_of_mut, NonNull};
 
 use super::alloc::{allocate, deallocate, HookBuf, Release};
@@ -257,13 +258,14 @@ pub unsafe fn enter<R>(kcp: *mut IKCPCB, f: impl FnOnce(&mut Engine, &mut Callba
         sync_in(&*kcp, &mut *engine);
         (*ctl).depth += 1;
         let mut host = CallbackHost { kcp };
-        let result = f(&mut *engine, &mut host);
+        // Bookkeeping must survive a panic; it is re-raised for the caller's guard.
+        let result = catch_unwind(AssertUnwindSafe(|| f(&mut *engine, &mut host)));
         sync_out(&*engine, &mut *kcp);
         (*ctl).depth -= 1;
         if (*ctl).depth == 0 && (*ctl).release_pending {
             destroy(ctl);
         }
-        result
+        result.unwrap_or_else(|panic| resume_unwind(panic))
     }
 }
 
