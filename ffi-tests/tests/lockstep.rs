@@ -10,11 +10,12 @@
 //! `#[test]` each, so they run in parallel.
 //!
 //! Environment:
-//! - `IKCP_DIFF_SCENARIOS=N` runs N scenarios in total (default 2000);
+//! - `IKCP_DIFF_SCENARIOS=N` runs N scenarios in total (default 10000);
 //! - `IKCP_DIFF_FIRST=S` starts at seed S instead of 0 (to explore new seeds);
 //! - `IKCP_DIFF_SEED=S` replays exactly scenario S (and prints its trace);
 //! - `IKCP_OURS_LIB=path` compares another build instead of our libkcp.so.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{c_int, c_void};
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 use ffi_tests::api::{self, Api};
 use ffi_tests::kcp::{Field, Kcp, FIELD_NAMES};
 use ffi_tests::link::{Link, LinkConfig};
-use ffi_tests::lockstep::{self, Call, Counters, Divergence, Lockstep, Observation, Wiring};
+use ffi_tests::lockstep::{self, Call, Counters, Divergence, Lockstep, Observation, Ret, Wiring};
 use ffi_tests::rng::Rng;
 use ffi_tests::wire::{self, Segment, CMD_ACK, CMD_PUSH, CMD_WASK, CMD_WINS, OVERHEAD};
 
@@ -123,6 +124,34 @@ struct Scenario {
     last: Observation,
     idx: Idx,
     init_err: Option<Box<Divergence>>,
+    coverage: Coverage,
+}
+
+/// How often each notable outcome happened, so a generator change that stops
+/// reaching some path fails loudly instead of silently testing less.
+#[derive(Default)]
+struct Coverage {
+    counts: BTreeMap<&'static str, u64>,
+    /// Events counted at most once per scenario.
+    seen: BTreeSet<&'static str>,
+}
+
+impl Coverage {
+    fn bump(&mut self, e: &'static str) {
+        *self.counts.entry(e).or_default() += 1;
+    }
+
+    fn once(&mut self, e: &'static str) {
+        if self.seen.insert(e) {
+            self.bump(e);
+        }
+    }
+
+    fn merge(&mut self, o: &Coverage) {
+        for (k, v) in &o.counts {
+            *self.counts.entry(k).or_default() += v;
+        }
+    }
 }
 
 /// Positions of the fields the generator looks at.
@@ -135,6 +164,8 @@ struct Idx {
     snd_nxt: usize,
     rcv_wnd: usize,
     ts_flush: usize,
+    state: usize,
+    xmit: usize,
 }
 
 type Step = Result<(), Box<Divergence>>;
@@ -181,6 +212,8 @@ impl Scenario {
             snd_nxt: field_index("snd_nxt"),
             rcv_wnd: field_index("rcv_wnd"),
             ts_flush: field_index("ts_flush"),
+            state: field_index("state"),
+            xmit: field_index("xmit"),
         };
         Scenario {
             family,
@@ -196,6 +229,7 @@ impl Scenario {
             last: first,
             idx,
             init_err,
+            coverage: Coverage::default(),
         }
     }
 
@@ -214,6 +248,7 @@ impl Scenario {
             self.max_mss[ep] = self.max_mss[ep].max(mss);
         }
         let obs = self.ls.call(call)?;
+        self.note(&obs);
         for ep in 0..2 {
             for d in &obs.datagrams[ep] {
                 self.links[ep].send(&mut self.rng, self.elapsed, d);
@@ -225,6 +260,65 @@ impl Scenario {
         }
         self.last = obs;
         Ok(())
+    }
+
+    /// Tallies what the last call exercised (see `Coverage`).
+    fn note(&mut self, obs: &Observation) {
+        let call = self.ls.trace.last().expect("a call was just made");
+        let event = match (call, &obs.ret) {
+            (Call::Send { .. }, Ret::Int(r)) => Some(if *r >= 0 {
+                "send ok"
+            } else if *r == -1 {
+                "send -1"
+            } else {
+                "send -2"
+            }),
+            (Call::Recv { len, .. }, Ret::Recv(r, _)) => Some(match r {
+                0.. if *len < 0 => "recv peek ok",
+                0.. => "recv ok",
+                -1 => "recv -1",
+                -2 => "recv -2",
+                _ => "recv -3",
+            }),
+            (Call::Input { .. }, Ret::Int(r)) => Some(match r {
+                0 => "input 0",
+                -1 => "input -1",
+                -2 => "input -2",
+                _ => "input -3",
+            }),
+            (Call::SetMtu { .. }, Ret::Int(r)) => {
+                Some(if *r == 0 { "setmtu 0" } else { "setmtu -1" })
+            }
+            _ => None,
+        };
+        if let Some(e) = event {
+            self.coverage.bump(e);
+        }
+        for d in obs.datagrams.iter().flatten() {
+            for seg in wire::segments(d).0 {
+                self.coverage.bump(match seg.cmd {
+                    CMD_PUSH if seg.frg > 0 => "out PUSH frg>0",
+                    CMD_PUSH => "out PUSH",
+                    CMD_ACK => "out ACK",
+                    CMD_WASK => "out WASK",
+                    _ => "out WINS",
+                });
+            }
+        }
+        for ep in 0..2 {
+            if obs.fields[ep][self.idx.state] == u32::MAX as i64 {
+                self.coverage.once("dead link state");
+            }
+            if obs.fields[ep][self.idx.xmit] > 0 {
+                self.coverage.once("retransmission");
+            }
+            if self.now(ep) < self.clock0[ep] {
+                self.coverage.once("clock wrapped");
+            }
+        }
+        if !obs.logs[0].is_empty() || !obs.logs[1].is_empty() {
+            self.coverage.once("log lines");
+        }
     }
 
     fn setup(&mut self) -> Step {
@@ -352,7 +446,7 @@ impl Scenario {
                 let ep = self.ep();
                 let now = self.now(ep);
                 self.call(Call::Check { ep, now })?;
-                if let lockstep::Ret::Int(t) = self.last.ret {
+                if let Ret::Int(t) = self.last.ret {
                     let wait = (t as u32).wrapping_sub(now) as u64;
                     if wait < 10_000 {
                         next = next.min(self.elapsed + wait);
@@ -453,7 +547,7 @@ impl Scenario {
 
     fn ret_int(&self) -> i64 {
         match self.last.ret {
-            lockstep::Ret::Int(v) => v,
+            Ret::Int(v) => v,
             _ => unreachable!("expected an int result"),
         }
     }
@@ -983,7 +1077,7 @@ fn run_family(family: Family) {
         Some(s) if s % n_fam == fam_idx => vec![s],
         Some(_) => Vec::new(),
         None => {
-            let total = env_u64("IKCP_DIFF_SCENARIOS").unwrap_or(2000);
+            let total = env_u64("IKCP_DIFF_SCENARIOS").unwrap_or(10_000);
             let first = env_u64("IKCP_DIFF_FIRST").unwrap_or(0);
             (first..first + total)
                 .filter(|s| s % n_fam == fam_idx)
@@ -996,11 +1090,13 @@ fn run_family(family: Family) {
     let replaying = seeds.len() == 1 && std::env::var_os("IKCP_DIFF_SEED").is_some();
     let start = Instant::now();
     let mut totals = Counters::default();
+    let mut coverage = Coverage::default();
     let mut failures: Vec<(u64, String)> = Vec::new();
     for &seed in &seeds {
         let mut sc = Scenario::new(seed);
         let result = sc.run();
         totals.add(&sc.ls.counters);
+        coverage.merge(&sc.coverage);
         if replaying {
             say(&format!(
                 "seed {seed} ({family:?}) trace:{}",
@@ -1029,10 +1125,54 @@ fn run_family(family: Family) {
         failures.len(),
         start.elapsed().as_secs_f64()
     ));
+    say(&format!(
+        "lockstep {family:?} coverage: {:?}",
+        coverage.counts
+    ));
     if let Some((_, detail)) = failures.first() {
         let seeds: Vec<u64> = failures.iter().map(|f| f.0).collect();
         panic!("{detail}\n\ndiverging seeds in {family:?} (first 20 at most): {seeds:?}");
     }
+    if seeds.len() >= 300 {
+        let missing: Vec<&str> = expected_coverage(family)
+            .into_iter()
+            .filter(|e| !coverage.counts.contains_key(e))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{family:?} scenarios never reached: {missing:?}"
+        );
+    }
+}
+
+/// Outcomes each family must reach in a default-sized run.
+fn expected_coverage(f: Family) -> Vec<&'static str> {
+    let mut v = vec![
+        "send ok",
+        "send -1",
+        "send -2",
+        "recv ok",
+        "recv peek ok",
+        "recv -1",
+        "recv -2",
+        "recv -3",
+        "input 0",
+        "out PUSH",
+        "out PUSH frg>0",
+        "out ACK",
+        "out WINS",
+        "setmtu 0",
+        "setmtu -1",
+        "retransmission",
+        "clock wrapped",
+        "log lines",
+    ];
+    match f {
+        Family::Traffic | Family::Lossy | Family::Churn => {}
+        Family::Hostile => v.extend(["input -1", "input -2", "input -3", "dead link state"]),
+        Family::Edges => v.extend(["dead link state", "out WASK", "input -2"]),
+    }
+    v
 }
 
 #[test]
