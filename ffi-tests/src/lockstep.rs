@@ -19,7 +19,8 @@ pub const EP_NAMES: [&str; 2] = ["A", "B"];
 #[derive(Clone, Debug)]
 pub enum Call {
     /// `ikcp_send(kcp, data or NULL, len)`; `len` may be negative, and may
-    /// only exceed `data.len()` never (NULL with len > 0 is upstream UB).
+    /// exceed `data.len()` only where upstream reads no further than the
+    /// data (NULL with len > 0 is upstream UB: it queues uninitialised bytes).
     Send {
         ep: usize,
         data: Option<Vec<u8>>,
