@@ -1037,10 +1037,10 @@ fn say(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-fn report(seed: u64, ls: &Lockstep, d: &Divergence) -> String {
+fn report(seed: u64, replay_hint: &str, ls: &Lockstep, d: &Divergence) -> String {
     let from = d.index.saturating_sub(30);
     let mut msg = format!(
-        "lockstep divergence, seed {seed} (replay: IKCP_DIFF_SEED={seed} cargo test --release -p ffi-tests --test lockstep)\n\
+        "lockstep divergence, seed {seed} ({replay_hint})\n\
          call #{}: {}\n\
          difference: {}\n\
          last calls:{}",
@@ -1105,7 +1105,12 @@ fn run_family(family: Family) {
         }
         if let Err(d) = result {
             let detail = if failures.is_empty() {
-                report(seed, &sc.ls, &d)
+                report(
+                    seed,
+                    &format!("replay: IKCP_DIFF_SEED={seed} cargo test --release -p ffi-tests --test lockstep"),
+                    &sc.ls,
+                    &d,
+                )
             } else {
                 String::new()
             };
@@ -1285,8 +1290,12 @@ fn reentrant_traffic(wiring: Wiring, seeds: std::ops::Range<u64>) -> Counters {
         if let Err(d) = result {
             panic!(
                 "{}",
-                report(seed, &ls, &d)
-                    .replace("IKCP_DIFF_SEED", "reentrant seed (not replayable by env)")
+                report(
+                    seed,
+                    &format!("{wiring:?} reentrancy scenario; its seeds are fixed in the test"),
+                    &ls,
+                    &d
+                )
             );
         }
     }
