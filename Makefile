@@ -47,6 +47,8 @@ all: lib
 # cargo decides what is stale; make just asks every time.
 lib $(OUT)/libkcp.a $(OUT)/libkcp.so: FORCE
 	$(CARGO) build --release --no-default-features --features capi --target-dir $(KCP_TARGET_DIR)
+	@# The soname's name, so programs linked to the shared library run from the build tree.
+	@ln -sfn libkcp.so $(OUT)/libkcp.so.$(SOVERSION)
 
 # The same text substitutions CMake does with configure_file(@ONLY).
 SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' \
