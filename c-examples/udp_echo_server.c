@@ -54,20 +54,17 @@ static int udp_output(const char *buf, int len, ikcpcb *kcp, void *user)
     return 0;
 }
 
-static int parse_port(const char *text, unsigned short *port)
+/* A whole decimal number in [min, max], or -1. */
+static long parse_number(const char *text, long min, long max)
 {
     char *end;
     long v = strtol(text, &end, 10);
-    if (*text == '\0' || *end != '\0' || v < 0 || v > 65535)
-        return -1;
-    *port = (unsigned short)v;
-    return 0;
+    return (*text == '\0' || *end != '\0' || v < min || v > max) ? -1 : v;
 }
 
 int main(int argc, char **argv)
 {
-    unsigned short port = 0;
-    long idle_timeout_ms = 10000;
+    long port = 0, idle_timeout_s = 10, idle_timeout_ms;
     int fd;
     struct sockaddr_in addr;
     socklen_t addr_len = sizeof addr;
@@ -77,11 +74,15 @@ int main(int argc, char **argv)
     IUINT32 last_heard, goodbye_at = 0;
     int said_goodbye = 0, status = 1;
 
-    if (argc > 3 || (argc > 1 && parse_port(argv[1], &port) != 0) ||
-        (argc > 2 && (idle_timeout_ms = atol(argv[2]) * 1000) <= 0)) {
+    if (argc > 1)
+        port = parse_number(argv[1], 0, 65535);
+    if (argc > 2)
+        idle_timeout_s = parse_number(argv[2], 1, 3600);
+    if (argc > 3 || port < 0 || idle_timeout_s < 0) {
         fprintf(stderr, "usage: %s [port [idle_timeout_s]]\n", argv[0]);
         return 2;
     }
+    idle_timeout_ms = idle_timeout_s * 1000;
 
     fd = socket(AF_INET, SOCK_DGRAM, 0);
     if (fd < 0) {
@@ -91,7 +92,7 @@ int main(int argc, char **argv)
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(port);
+    addr.sin_port = htons((unsigned short)port);
     if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 ||
         getsockname(fd, (struct sockaddr *)&addr, &addr_len) != 0) {
         perror("bind");
