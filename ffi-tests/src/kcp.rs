@@ -116,7 +116,8 @@ public_fields!(
     dead_link, incr, ackcount, ackblock, fastresend, fastlimit, nocwnd, stream, logmask,
 );
 
-/// Public fields that C programs write directly between calls.
+/// Public fields that C programs write directly between calls. `ALL` are the
+/// settings-like ones; `STATE` the protocol state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Field {
     Conv,
@@ -130,6 +131,26 @@ pub enum Field {
     Nocwnd,
     SndWnd,
     RcvWnd,
+    // Fields upstream keeps as protocol state; some programs poke them too
+    // (e.g. resetting `state` after a dead link).
+    State,
+    Nodelay,
+    Ssthresh,
+    Cwnd,
+    Incr,
+    RmtWnd,
+    RxRto,
+    RxSrtt,
+    RxRttval,
+    Probe,
+    ProbeWait,
+    TsProbe,
+    TsFlush,
+    Current,
+    Updated,
+    Xmit,
+    TsRecent,
+    TsLastack,
 }
 
 impl Field {
@@ -147,6 +168,28 @@ impl Field {
         Field::RcvWnd,
     ];
 
+    /// Protocol-state fields, written only by the scenarios that poke them.
+    pub const STATE: [Field; 18] = [
+        Field::State,
+        Field::Nodelay,
+        Field::Ssthresh,
+        Field::Cwnd,
+        Field::Incr,
+        Field::RmtWnd,
+        Field::RxRto,
+        Field::RxSrtt,
+        Field::RxRttval,
+        Field::Probe,
+        Field::ProbeWait,
+        Field::TsProbe,
+        Field::TsFlush,
+        Field::Current,
+        Field::Updated,
+        Field::Xmit,
+        Field::TsRecent,
+        Field::TsLastack,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Field::Conv => "conv",
@@ -160,6 +203,24 @@ impl Field {
             Field::Nocwnd => "nocwnd",
             Field::SndWnd => "snd_wnd",
             Field::RcvWnd => "rcv_wnd",
+            Field::State => "state",
+            Field::Nodelay => "nodelay",
+            Field::Ssthresh => "ssthresh",
+            Field::Cwnd => "cwnd",
+            Field::Incr => "incr",
+            Field::RmtWnd => "rmt_wnd",
+            Field::RxRto => "rx_rto",
+            Field::RxSrtt => "rx_srtt",
+            Field::RxRttval => "rx_rttval",
+            Field::Probe => "probe",
+            Field::ProbeWait => "probe_wait",
+            Field::TsProbe => "ts_probe",
+            Field::TsFlush => "ts_flush",
+            Field::Current => "current",
+            Field::Updated => "updated",
+            Field::Xmit => "xmit",
+            Field::TsRecent => "ts_recent",
+            Field::TsLastack => "ts_lastack",
         }
     }
 
@@ -177,6 +238,24 @@ impl Field {
             Field::Nocwnd => cb.nocwnd = v as c_int,
             Field::SndWnd => cb.snd_wnd = v as u32,
             Field::RcvWnd => cb.rcv_wnd = v as u32,
+            Field::State => cb.state = v as u32,
+            Field::Nodelay => cb.nodelay = v as u32,
+            Field::Ssthresh => cb.ssthresh = v as u32,
+            Field::Cwnd => cb.cwnd = v as u32,
+            Field::Incr => cb.incr = v as u32,
+            Field::RmtWnd => cb.rmt_wnd = v as u32,
+            Field::RxRto => cb.rx_rto = v as i32,
+            Field::RxSrtt => cb.rx_srtt = v as i32,
+            Field::RxRttval => cb.rx_rttval = v as i32,
+            Field::Probe => cb.probe = v as u32,
+            Field::ProbeWait => cb.probe_wait = v as u32,
+            Field::TsProbe => cb.ts_probe = v as u32,
+            Field::TsFlush => cb.ts_flush = v as u32,
+            Field::Current => cb.current = v as u32,
+            Field::Updated => cb.updated = v as u32,
+            Field::Xmit => cb.xmit = v as u32,
+            Field::TsRecent => cb.ts_recent = v as u32,
+            Field::TsLastack => cb.ts_lastack = v as u32,
         }
     }
 }

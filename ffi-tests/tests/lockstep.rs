@@ -6,8 +6,8 @@
 //!
 //! Each scenario has two endpoints (A, B) per implementation, a simulated link
 //! between them (loss, duplication, reordering, delay) and a virtual clock,
-//! all driven by a seeded PRNG. The seed space is split into families, one
-//! `#[test]` each, so they run in parallel.
+//! all driven by a seeded PRNG. The seed space is split into families (seed
+//! modulo the number of families), one `#[test]` each, so they run in parallel.
 //!
 //! Environment:
 //! - `IKCP_DIFF_SCENARIOS=N` runs N scenarios in total (default 10000);
@@ -43,14 +43,18 @@ enum Family {
     Hostile,
     /// Wrapping clocks, clock jumps, dead links, zero windows, size limits.
     Edges,
+    /// Protocol-state fields (cwnd, state, rx_srtt, ts_flush...) written
+    /// directly by the program between calls.
+    Poke,
 }
 
-const FAMILIES: [Family; 5] = [
+const FAMILIES: [Family; 6] = [
     Family::Traffic,
     Family::Lossy,
     Family::Churn,
     Family::Hostile,
     Family::Edges,
+    Family::Poke,
 ];
 
 /// The actions a scenario step can take.
@@ -91,6 +95,7 @@ fn weights(f: Family) -> [u32; 11] {
         Family::Churn => [35, 18, 14, 4, 3, 12, 12, 4, 0, 1, 1],
         Family::Hostile => [32, 15, 12, 4, 2, 2, 2, 2, 28, 0, 1],
         Family::Edges => [35, 18, 14, 6, 2, 4, 5, 2, 4, 6, 4],
+        Family::Poke => [36, 18, 14, 4, 3, 3, 16, 2, 2, 1, 1],
     }
 }
 
@@ -703,8 +708,46 @@ impl Scenario {
         }
     }
 
+    /// A value for a protocol-state field. Values stay where upstream's
+    /// signed RTT arithmetic cannot overflow (`rx_srtt`, `rx_rttval`, and
+    /// `current`, which RTT samples are taken against).
+    fn state_value(&mut self, ep: usize, field: Field) -> i64 {
+        let cur = self.field(ep, self.idx.current);
+        let near = |rng: &mut Rng, span: i64| (cur + rng.range(-span, span)) as u32 as i64;
+        match field {
+            Field::State => self.rng.pick(&[0, 0, 1, u32::MAX as i64]),
+            Field::Nodelay => self.rng.pick(&[0, 1, 2, 7]),
+            Field::Ssthresh | Field::Cwnd => {
+                self.rng.pick(&[0, 1, 2, 3, 16, 1000, u32::MAX as i64])
+            }
+            Field::Incr => self.rng.pick(&[0, 1, 100, 1376, 100_000, u32::MAX as i64]),
+            Field::RmtWnd => self.rng.pick(&[0, 1, 32, 128, 65535, 100_000]),
+            Field::RxRto => self.rng.pick(&[0, 1, 30, 200, 60_000, 1 << 20, -1]),
+            Field::RxSrtt | Field::RxRttval => self.rng.pick(&[0, 1, 50, 1000, 60_000, -5]),
+            Field::Probe => self.rng.pick(&[0, 1, 2, 3, 0xff]),
+            Field::ProbeWait => self.rng.pick(&[0, 1, 7000, 120_000, 200_000]),
+            Field::TsProbe => near(&mut self.rng, 10_000),
+            Field::TsFlush => {
+                if self.rng.chance(500) {
+                    (cur + self.rng.pick(&[-10_001, -10_000, 10_000, 10_001])) as u32 as i64
+                } else {
+                    near(&mut self.rng, 20_000)
+                }
+            }
+            Field::Current => near(&mut self.rng, 5000),
+            Field::Updated => self.rng.pick(&[0, 1, 2]),
+            Field::Xmit | Field::TsRecent | Field::TsLastack => self.rng.next_u32() as i64,
+            _ => unreachable!("{field:?} is not a state field"),
+        }
+    }
+
     fn field_write(&mut self) -> Step {
         let ep = self.ep();
+        if self.family == Family::Poke && self.rng.chance(600) {
+            let field = self.rng.pick(&Field::STATE);
+            let value = self.state_value(ep, field);
+            return self.call(Call::SetField { ep, field, value });
+        }
         let field = self.rng.pick(&Field::ALL);
         let value: i64 = match field {
             Field::Conv => {
@@ -729,6 +772,7 @@ impl Scenario {
             Field::Nocwnd => self.rng.pick(&[0, 1]),
             Field::SndWnd => self.rng.pick(&[0, 1, 2, 32, 128, 1024, 4096]),
             Field::RcvWnd => self.rng.pick(&[0, 1, 16, 127, 128, 256, 4096]),
+            _ => unreachable!("state fields are written by state_value"),
         };
         self.call(Call::SetField { ep, field, value })
     }
@@ -1176,6 +1220,7 @@ fn expected_coverage(f: Family) -> Vec<&'static str> {
         Family::Traffic | Family::Lossy | Family::Churn => {}
         Family::Hostile => v.extend(["input -1", "input -2", "input -3", "dead link state"]),
         Family::Edges => v.extend(["dead link state", "out WASK", "input -2"]),
+        Family::Poke => v.extend(["dead link state", "out WASK"]),
     }
     v
 }
@@ -1203,6 +1248,11 @@ fn lockstep_hostile_input() {
 #[test]
 fn lockstep_edges() {
     run_family(Family::Edges);
+}
+
+#[test]
+fn lockstep_protocol_state_pokes() {
+    run_family(Family::Poke);
 }
 
 // ---------------------------------------------------------------------------
