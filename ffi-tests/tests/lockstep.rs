@@ -327,6 +327,14 @@ impl Scenario {
     }
 
     fn setup(&mut self) -> Step {
+        // What the output callback returns is ignored by upstream; vary it
+        // so ours is seen to ignore it too.
+        let output_ret = self.rng.pick(&[0, 0, -1, 1, 1400]);
+        for side in [&self.ls.reference, &self.ls.ours] {
+            for k in &side.eps {
+                k.with_recorder(|r| r.output_ret = output_ret);
+            }
+        }
         for ep in 0..2 {
             let stream = match self.family {
                 Family::Traffic | Family::Lossy => self.rng.chance(400),
