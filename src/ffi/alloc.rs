@@ -36,8 +36,6 @@ pub fn set_hooks(new_malloc: Option<MallocHook>, new_free: Option<FreeHook>) {
 /// How to give one allocation back.
 #[derive(Clone, Copy, Debug)]
 pub enum Release {
-    /// Nothing was allocated (empty payloads).
-    Nothing,
     /// C `free`.
     Libc,
     /// The free hook installed together with the malloc hook that allocated it.
@@ -72,7 +70,6 @@ pub fn allocate(size: usize) -> Option<(NonNull<u8>, Release)> {
 /// `ptr` must come from `allocate` together with `release`, and not be used again.
 pub unsafe fn deallocate(ptr: NonNull<u8>, release: Release) {
     match release {
-        Release::Nothing => {}
         // SAFETY: per the contract, `ptr` came from `malloc`.
         Release::Libc => unsafe { free(ptr.as_ptr().cast()) },
         // SAFETY: per the contract, `ptr` came from the malloc hook paired with `hook`.
@@ -90,14 +87,10 @@ pub struct HookBuf {
 impl Payload for HookBuf {
     fn concat(parts: &[&[u8]]) -> Option<Self> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        if len == 0 {
-            return Some(HookBuf {
-                ptr: NonNull::dangling(),
-                len: 0,
-                release: Release::Nothing,
-            });
-        }
-        let (ptr, release) = allocate(len)?;
+        // Upstream allocates every segment, even an empty one, so a refusing
+        // allocator fails an empty send too; one byte keeps that behaviour
+        // without relying on what malloc(0) returns.
+        let (ptr, release) = allocate(len.max(1))?;
         let mut at = 0;
         for part in parts {
             // SAFETY: `ptr` has `len` writable bytes and the parts sum to `len`;
@@ -111,8 +104,7 @@ impl Payload for HookBuf {
     }
 
     fn as_bytes(&self) -> &[u8] {
-        // SAFETY: `ptr` holds `len` initialised bytes owned by `self` (or is
-        // dangling with `len == 0`, which is valid for an empty slice).
+        // SAFETY: `ptr` holds at least `len` initialised bytes owned by `self`.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
