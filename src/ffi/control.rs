@@ -32,84 +32,37 @@ pub struct Control {
     release: Release,
 }
 
-/// Copies what the program may have written into the engine.
-fn sync_in(cb: &IKCPCB, k: &mut Engine) {
-    k.conv = cb.conv;
-    k.mtu = cb.mtu;
-    k.mss = cb.mss;
-    k.state = cb.state;
-    k.ts_recent = cb.ts_recent;
-    k.ts_lastack = cb.ts_lastack;
-    k.ssthresh = cb.ssthresh;
-    k.rx_rttval = cb.rx_rttval;
-    k.rx_srtt = cb.rx_srtt;
-    k.rx_rto = cb.rx_rto;
-    k.rx_minrto = cb.rx_minrto;
-    k.snd_wnd = cb.snd_wnd;
-    k.rcv_wnd = cb.rcv_wnd;
-    k.rmt_wnd = cb.rmt_wnd;
-    k.cwnd = cb.cwnd;
-    k.probe = cb.probe;
-    k.current = cb.current;
-    k.interval = cb.interval;
-    k.ts_flush = cb.ts_flush;
-    k.xmit = cb.xmit;
-    k.nodelay = cb.nodelay;
-    k.updated = cb.updated;
-    k.ts_probe = cb.ts_probe;
-    k.probe_wait = cb.probe_wait;
-    k.dead_link = cb.dead_link;
-    k.incr = cb.incr;
-    k.fastresend = cb.fastresend;
-    k.fastlimit = cb.fastlimit;
-    k.nocwnd = cb.nocwnd;
-    k.stream = cb.stream;
-    k.logmask = cb.logmask;
+/// Declares the fields a program may write (they flow both ways) once, and
+/// derives both copy directions from that one list.
+macro_rules! shared_fields {
+    ($($field:ident),* $(,)?) => {
+        /// Copies what the program may have written into the engine.
+        fn sync_in(cb: &IKCPCB, k: &mut Engine) {
+            $(k.$field = cb.$field;)*
+        }
+
+        /// Publishes the engine's state to the program.
+        fn sync_out(k: &Engine, cb: &mut IKCPCB) {
+            $(cb.$field = k.$field;)*
+            // Engine-owned: derived from the engine's queues and windows.
+            cb.snd_una = k.snd_una;
+            cb.snd_nxt = k.snd_nxt;
+            cb.rcv_nxt = k.rcv_nxt;
+            cb.nrcv_buf = k.nrcv_buf();
+            cb.nsnd_buf = k.nsnd_buf();
+            cb.nrcv_que = k.nrcv_que();
+            cb.nsnd_que = k.nsnd_que();
+            cb.ackcount = k.ackcount();
+            cb.ackblock = k.ackblock;
+        }
+    };
 }
 
-/// Publishes the engine's state to the program.
-fn sync_out(k: &Engine, cb: &mut IKCPCB) {
-    cb.conv = k.conv;
-    cb.mtu = k.mtu;
-    cb.mss = k.mss;
-    cb.state = k.state;
-    cb.snd_una = k.snd_una;
-    cb.snd_nxt = k.snd_nxt;
-    cb.rcv_nxt = k.rcv_nxt;
-    cb.ts_recent = k.ts_recent;
-    cb.ts_lastack = k.ts_lastack;
-    cb.ssthresh = k.ssthresh;
-    cb.rx_rttval = k.rx_rttval;
-    cb.rx_srtt = k.rx_srtt;
-    cb.rx_rto = k.rx_rto;
-    cb.rx_minrto = k.rx_minrto;
-    cb.snd_wnd = k.snd_wnd;
-    cb.rcv_wnd = k.rcv_wnd;
-    cb.rmt_wnd = k.rmt_wnd;
-    cb.cwnd = k.cwnd;
-    cb.probe = k.probe;
-    cb.current = k.current;
-    cb.interval = k.interval;
-    cb.ts_flush = k.ts_flush;
-    cb.xmit = k.xmit;
-    cb.nrcv_buf = k.nrcv_buf();
-    cb.nsnd_buf = k.nsnd_buf();
-    cb.nrcv_que = k.nrcv_que();
-    cb.nsnd_que = k.nsnd_que();
-    cb.nodelay = k.nodelay;
-    cb.updated = k.updated;
-    cb.ts_probe = k.ts_probe;
-    cb.probe_wait = k.probe_wait;
-    cb.dead_link = k.dead_link;
-    cb.incr = k.incr;
-    cb.ackcount = k.ackcount();
-    cb.ackblock = k.ackblock;
-    cb.fastresend = k.fastresend;
-    cb.fastlimit = k.fastlimit;
-    cb.nocwnd = k.nocwnd;
-    cb.stream = k.stream;
-    cb.logmask = k.logmask;
-}
+shared_fields!(
+    conv, mtu, mss, state, ts_recent, ts_lastack, ssthresh, rx_rttval, rx_srtt, rx_rto, rx_minrto,
+    snd_wnd, rcv_wnd, rmt_wnd, cwnd, probe, current, interval, ts_flush, xmit, nodelay, updated,
+    ts_probe, probe_wait, dead_link, incr, fastresend, fastlimit, nocwnd, stream, logmask,
+);
 
 /// Allocates and initialises a control block; NULL if memory is refused.
 pub fn create(conv: u32, user: *mut std::os::raw::c_void) -> *mut IKCPCB {
