@@ -7,7 +7,7 @@ use super::congestion::CongestionState;
 use super::constants::*;
 use super::error::{ConfigError, InputError, RecvError, SendError};
 use super::output::{Host, LogMask, Output, OutputHost, Silent};
-use super::payload::Payload;
+use super::payload::{Payload, PayloadPool};
 use super::recv_window::{Fragment, RecvWindow};
 use super::rtt::RttState;
 use super::send_window::{InFlight, SendWindow};
@@ -91,6 +91,7 @@ pub struct Kcp<P: Payload = Vec<u8>> {
     acklist: Vec<(u32, u32)>,
     /// Datagram assembly buffer, reused across flushes.
     buffer: Vec<u8>,
+    pool: PayloadPool<P>,
     stats: Stats,
 }
 
@@ -148,6 +149,7 @@ impl<P: Payload> Kcp<P> {
             rcv_queue: VecDeque::new(),
             acklist: Vec::new(),
             buffer: Vec::new(),
+            pool: PayloadPool::new(),
             stats: Stats::default(),
         }
     }
@@ -472,10 +474,11 @@ impl<P: Payload> Kcp<P> {
                     let capacity = (mss - old_len) as i32;
                     let extend = len.min(capacity);
                     let extra = &source[..extend as usize];
-                    let Some(merged) = P::concat(&[last.data.as_bytes(), extra]) else {
+                    let Some(merged) = self.pool.take(&[last.data.as_bytes(), extra]) else {
                         return -2;
                     };
-                    last.data = merged;
+                    let old = std::mem::replace(&mut last.data, merged);
+                    self.pool.give(old);
                     last.frg = 0;
                     len -= extend;
                     offset += extend as usize;
@@ -501,7 +504,7 @@ impl<P: Payload> Kcp<P> {
         for i in 0..count {
             let size = len.min(mss as i32).max(0);
             let chunk = &source[offset..offset + size as usize];
-            let Some(payload) = P::concat(&[chunk]) else {
+            let Some(payload) = self.pool.take(&[chunk]) else {
                 return -2;
             };
             let frg = if self.stream == 0 {
@@ -578,8 +581,8 @@ impl<P: Payload> Kcp<P> {
             total = total.wrapping_add(bytes.len() as i32);
             if peek {
                 index += 1;
-            } else {
-                self.rcv_queue.pop_front();
+            } else if let Some(done) = self.rcv_queue.pop_front() {
+                self.pool.give(done.data);
             }
             self.log(host, LogMask::RECV, format_args!("recv sn={sn}"));
             if frg == 0 {
@@ -615,7 +618,9 @@ impl<P: Payload> Kcp<P> {
         if diff(sn, self.snd_una) < 0 || diff(sn, self.snd_nxt) >= 0 {
             return;
         }
-        self.snd_buf.remove(sn);
+        if let Some(seg) = self.snd_buf.remove(sn) {
+            self.pool.give(seg.data);
+        }
     }
 
     fn parse_fastack(&mut self, sn: u32, ts: u32) {
@@ -647,8 +652,9 @@ impl<P: Payload> Kcp<P> {
             self.stats.duplicate_segments += 1;
             return;
         }
-        if self.rcv_buf.insert(self.rcv_nxt, frag).is_err() {
+        if let Err(duplicate) = self.rcv_buf.insert(self.rcv_nxt, frag) {
             self.stats.duplicate_segments += 1;
+            self.pool.give(duplicate.data);
         }
         self.drain_in_order();
     }
@@ -727,7 +733,9 @@ impl<P: Payload> Kcp<P> {
             };
 
             self.rmt_wnd = hdr.wnd as u32;
-            self.snd_buf.remove_before(hdr.una);
+            let pool = &mut self.pool;
+            self.snd_buf
+                .remove_before(hdr.una, |seg| pool.give(seg.data));
             self.shrink_buf();
 
             match cmd {
@@ -767,7 +775,7 @@ impl<P: Payload> Kcp<P> {
                         self.ack_push(hdr.sn, hdr.ts);
                         if diff(hdr.sn, self.rcv_nxt) >= 0 {
                             let bytes = &data[pos..pos + hdr.len as usize];
-                            if let Some(payload) = P::concat(&[bytes]) {
+                            if let Some(payload) = self.pool.take(&[bytes]) {
                                 self.parse_data(Fragment {
                                     sn: hdr.sn,
                                     frg: hdr.frg as u32,

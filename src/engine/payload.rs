@@ -12,6 +12,13 @@ pub trait Payload: Sized {
     /// The bytes.
     fn as_bytes(&self) -> &[u8];
 
+    /// Overwrites this buffer with `parts`, reusing its memory. Returns false
+    /// (leaving the buffer unusable for this purpose) when it cannot, in
+    /// which case the engine allocates a new one with [`Payload::concat`].
+    fn refill(&mut self, _parts: &[&[u8]]) -> bool {
+        false
+    }
+
     /// Length in bytes.
     #[inline]
     fn len(&self) -> usize {
@@ -39,5 +46,49 @@ impl Payload for Vec<u8> {
     #[inline]
     fn as_bytes(&self) -> &[u8] {
         self
+    }
+
+    #[inline]
+    fn refill(&mut self, parts: &[&[u8]]) -> bool {
+        self.clear();
+        for p in parts {
+            self.extend_from_slice(p);
+        }
+        true
+    }
+}
+
+/// Spare payload buffers kept for reuse: a steady transfer then allocates
+/// nothing per segment. Small, so an idle connection holds little memory.
+#[derive(Debug)]
+pub(crate) struct PayloadPool<P> {
+    spare: Vec<P>,
+}
+
+/// Buffers kept at most (about 44 KB at the default MSS).
+const POOL_LIMIT: usize = 32;
+
+impl<P: Payload> PayloadPool<P> {
+    pub fn new() -> Self {
+        PayloadPool { spare: Vec::new() }
+    }
+
+    /// A payload holding `parts`, reusing a spare buffer when possible.
+    #[inline]
+    pub fn take(&mut self, parts: &[&[u8]]) -> Option<P> {
+        while let Some(mut buf) = self.spare.pop() {
+            if buf.refill(parts) {
+                return Some(buf);
+            }
+        }
+        P::concat(parts)
+    }
+
+    /// Keeps `buf` for reuse (or drops it when the pool is full).
+    #[inline]
+    pub fn give(&mut self, buf: P) {
+        if self.spare.len() < POOL_LIMIT {
+            self.spare.push(buf);
+        }
     }
 }

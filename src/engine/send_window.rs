@@ -80,29 +80,23 @@ impl<P> SendWindow<P> {
         self.slots[off].as_mut()
     }
 
-    /// Drops the segment `sn` (an ACK for it arrived). Returns whether it was there.
-    pub fn remove(&mut self, sn: u32) -> bool {
-        let Some(off) = self.offset(sn) else {
-            return false;
-        };
-        if self.slots[off].take().is_none() {
-            return false;
-        }
+    /// Takes out the segment `sn` (an ACK for it arrived), if it was there.
+    pub fn remove(&mut self, sn: u32) -> Option<InFlight<P>> {
+        let off = self.offset(sn)?;
+        let seg = self.slots[off].take()?;
         self.live -= 1;
         self.trim_front();
-        true
+        Some(seg)
     }
 
-    /// Drops every segment with `sn` before `una` (cumulative acknowledgement).
-    pub fn remove_before(&mut self, una: u32) {
-        while let Some(front) = self.slots.front() {
-            if diff(una, self.base) <= 0 {
-                break;
-            }
-            if front.is_some() {
+    /// Takes out every segment with `sn` before `una` (cumulative
+    /// acknowledgement), handing each to `removed`.
+    pub fn remove_before(&mut self, una: u32, mut removed: impl FnMut(InFlight<P>)) {
+        while !self.slots.is_empty() && diff(una, self.base) > 0 {
+            if let Some(seg) = self.slots.pop_front().flatten() {
                 self.live -= 1;
+                removed(seg);
             }
-            self.slots.pop_front();
             self.base = self.base.wrapping_add(1);
         }
         self.trim_front();
@@ -170,11 +164,11 @@ mod tests {
         for sn in 10..15 {
             w.push(seg(sn));
         }
-        assert!(w.remove(12));
-        assert!(!w.remove(12));
+        assert!(w.remove(12).is_some());
+        assert!(w.remove(12).is_none());
         assert_eq!(w.first_sn(), Some(10));
-        assert!(w.remove(10));
-        assert!(w.remove(11));
+        assert!(w.remove(10).is_some());
+        assert!(w.remove(11).is_some());
         assert_eq!(w.first_sn(), Some(13));
         assert_eq!(w.len(), 2);
     }
@@ -185,10 +179,10 @@ mod tests {
         for i in 0..6u32 {
             w.push(seg((u32::MAX - 2).wrapping_add(i)));
         }
-        w.remove_before(1);
+        w.remove_before(1, drop);
         assert_eq!(w.first_sn(), Some(1));
         assert_eq!(w.len(), 2);
-        w.remove_before(u32::MAX - 10);
+        w.remove_before(u32::MAX - 10, drop);
         assert_eq!(w.len(), 2);
     }
 

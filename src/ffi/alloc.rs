@@ -81,7 +81,26 @@ pub unsafe fn deallocate(ptr: NonNull<u8>, release: Release) {
 pub struct HookBuf {
     ptr: NonNull<u8>,
     len: usize,
+    capacity: usize,
     release: Release,
+}
+
+/// Whether the program has installed a malloc hook.
+fn hooks_installed() -> bool {
+    MALLOC_HOOK.load(Ordering::Relaxed) != 0
+}
+
+/// Copies `parts` back to back into `dst`.
+///
+/// # Safety
+/// `dst` must have room for the parts' total length and not overlap them.
+unsafe fn copy_parts(dst: *mut u8, parts: &[&[u8]]) {
+    let mut at = 0;
+    for part in parts {
+        // SAFETY: per the contract, `dst + at .. + part.len()` is in bounds.
+        unsafe { std::ptr::copy_nonoverlapping(part.as_ptr(), dst.add(at), part.len()) };
+        at += part.len();
+    }
 }
 
 impl Payload for HookBuf {
@@ -90,17 +109,31 @@ impl Payload for HookBuf {
         // Upstream allocates every segment, even an empty one, so a refusing
         // allocator fails an empty send too; one byte keeps that behaviour
         // without relying on what malloc(0) returns.
-        let (ptr, release) = allocate(len.max(1))?;
-        let mut at = 0;
-        for part in parts {
-            // SAFETY: `ptr` has `len` writable bytes and the parts sum to `len`;
-            // freshly allocated memory cannot overlap the sources.
-            unsafe {
-                std::ptr::copy_nonoverlapping(part.as_ptr(), ptr.as_ptr().add(at), part.len());
-            }
-            at += part.len();
+        let capacity = len.max(1);
+        let (ptr, release) = allocate(capacity)?;
+        // SAFETY: `ptr` has `capacity >= len` writable bytes; fresh memory
+        // cannot overlap the sources.
+        unsafe { copy_parts(ptr.as_ptr(), parts) };
+        Some(HookBuf {
+            ptr,
+            len,
+            capacity,
+            release,
+        })
+    }
+
+    fn refill(&mut self, parts: &[&[u8]]) -> bool {
+        // While hooks are installed every segment is allocated through them,
+        // as upstream does (a refusing hook must make sends fail).
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if hooks_installed() || len > self.capacity {
+            return false;
         }
-        Some(HookBuf { ptr, len, release })
+        // SAFETY: `ptr` has `capacity >= len` bytes; the parts are shared
+        // borrows, so none of them is this (exclusively borrowed) buffer.
+        unsafe { copy_parts(self.ptr.as_ptr(), parts) };
+        self.len = len;
+        true
     }
 
     fn as_bytes(&self) -> &[u8] {
