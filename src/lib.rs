@@ -21,3 +21,6 @@ pub use engine::Kcp;
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 mod readme_doctests {}
+
+#[cfg(feature = "tokio")]
+pub use runtime::{KcpConfig, KcpListener, KcpStream};

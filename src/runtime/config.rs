@@ -1,0 +1,375 @@
+//! Connection settings and presets.
+
+use std::io;
+use std::time::Duration;
+
+use crate::engine::HEADER_LEN;
+
+/// Settings of one KCP connection (both ends should agree on `mtu`,
+/// `stream_mode` and roughly on the windows; the rest is local).
+///
+/// Start from a preset and adjust with the builder methods:
+///
+/// ```
+/// use std::time::Duration;
+/// use kcp::runtime::KcpConfig;
+///
+/// let config = KcpConfig::new()
+///     .fast_mode()
+///     .window_size(256, 256)
+///     .idle_timeout(Some(Duration::from_secs(10)));
+/// config.validate().unwrap();
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct KcpConfig {
+    /// Bytes per datagram, headers included.
+    pub mtu: usize,
+    /// Send window (segments).
+    pub snd_wnd: u32,
+    /// Receive window (segments); the engine raises it to at least 128.
+    pub rcv_wnd: u32,
+    /// 0 off, 1 on, 2 aggressive RTO back-off (`ikcp_nodelay`'s first argument).
+    pub nodelay: i32,
+    /// How often the connection's timer runs (ms). Values below the engine's
+    /// 10 ms floor are honoured by the runtime, which flushes at this period.
+    pub interval: u32,
+    /// Duplicate acknowledgements that trigger a fast retransmit (0 = off).
+    pub resend: i32,
+    /// Congestion control off (`nc` of `ikcp_nodelay`).
+    pub no_congestion_control: bool,
+    /// Stream mode: a byte stream with no message boundaries.
+    pub stream_mode: bool,
+    /// Floor of the retransmission timeout; `None` keeps the engine's.
+    pub min_rto: Option<Duration>,
+    /// Transmissions of one segment after which the peer is declared gone.
+    pub dead_link: u32,
+    /// How long a new connection may wait for the peer's first datagram.
+    pub connect_timeout: Duration,
+    /// After this long without a datagram from the peer, send a window
+    /// probe (every KCP peer answers it) so that an idle link stays proven.
+    pub keep_alive: Option<Duration>,
+    /// After this long without any datagram from the peer the connection
+    /// fails with [`io::ErrorKind::TimedOut`].
+    pub idle_timeout: Option<Duration>,
+    /// Bytes the application may queue for sending before writes wait.
+    pub send_buffer: usize,
+    /// Bytes received but not yet read before the engine stops handing
+    /// data over (the peer then sees the window close).
+    pub recv_buffer: usize,
+    /// Fraction (0.0..1.0) of outgoing datagrams dropped on purpose, to test
+    /// applications against loss. Zero outside tests.
+    pub simulated_loss: f64,
+    /// Seed of the simulated loss.
+    pub loss_seed: u64,
+}
+
+impl Default for KcpConfig {
+    fn default() -> Self {
+        KcpConfig::new()
+    }
+}
+
+impl KcpConfig {
+    /// The reference's defaults (MTU 1400, windows 32/128, 100 ms interval,
+    /// no fast retransmit, congestion control on), a 10 s connect timeout and
+    /// a 30 s idle timeout with 5 s keep-alive probes.
+    pub fn new() -> Self {
+        KcpConfig {
+            mtu: 1400,
+            snd_wnd: 32,
+            rcv_wnd: 128,
+            nodelay: 0,
+            interval: 100,
+            resend: 0,
+            no_congestion_control: false,
+            stream_mode: false,
+            min_rto: None,
+            dead_link: 20,
+            connect_timeout: Duration::from_secs(10),
+            keep_alive: Some(Duration::from_secs(5)),
+            idle_timeout: Some(Duration::from_secs(30)),
+            send_buffer: 1 << 20,
+            recv_buffer: 1 << 20,
+            simulated_loss: 0.0,
+            loss_seed: 0x6b63_7000,
+        }
+    }
+
+    /// Conservative: 40 ms interval, no fast retransmit, congestion control on.
+    pub fn normal() -> Self {
+        KcpConfig::new().nodelay(false, 40, 0, false)
+    }
+
+    /// Low latency on a shared network: no-delay, 8 ms interval, fast
+    /// retransmit after 2 duplicate acks, congestion control on.
+    /// Usable as a constructor-like method: `KcpConfig::new().fast_mode()`.
+    pub fn fast_mode(self) -> Self {
+        self.nodelay(true, 8, 2, false).window_size(128, 128)
+    }
+
+    /// Lowest latency, for links you own: 4 ms, resend 1, congestion control off.
+    pub fn turbo_mode() -> Self {
+        KcpConfig::new()
+            .nodelay(true, 4, 1, true)
+            .window_size(256, 256)
+    }
+
+    /// Game state updates: 3 ms, resend 1, congestion control off, small
+    /// datagrams, and a quick verdict on a vanished peer.
+    pub fn gaming() -> Self {
+        KcpConfig::new()
+            .nodelay(true, 3, 1, true)
+            .window_size(128, 128)
+            .mtu(1200)
+            .idle_timeout(Some(Duration::from_secs(10)))
+    }
+
+    /// Voice/video-like traffic: 8 ms, resend 2, congestion control off.
+    pub fn realtime() -> Self {
+        KcpConfig::new()
+            .nodelay(true, 8, 2, true)
+            .window_size(256, 256)
+    }
+
+    /// Bulk transfer: stream mode, large windows and buffers, 10 ms,
+    /// congestion control on.
+    pub fn file_transfer() -> Self {
+        KcpConfig::new()
+            .nodelay(true, 10, 2, false)
+            .window_size(1024, 1024)
+            .stream_mode(true)
+            .send_buffer(8 << 20)
+            .recv_buffer(8 << 20)
+    }
+
+    /// [`fast_mode`](KcpConfig::fast_mode) with `loss` (0.0..1.0) of outgoing
+    /// datagrams dropped on purpose, and timeouts short enough for tests.
+    pub fn testing(loss: f64) -> Self {
+        let mut c = KcpConfig::new()
+            .fast_mode()
+            .connect_timeout(Duration::from_secs(5))
+            .idle_timeout(Some(Duration::from_secs(10)));
+        c.simulated_loss = loss;
+        c
+    }
+
+    /// Send and receive windows in segments.
+    pub fn window_size(mut self, snd: u32, rcv: u32) -> Self {
+        self.snd_wnd = snd;
+        self.rcv_wnd = rcv;
+        self
+    }
+
+    /// Bytes per datagram.
+    pub fn mtu(mut self, mtu: usize) -> Self {
+        self.mtu = mtu;
+        self
+    }
+
+    /// The four `ikcp_nodelay` knobs: no-delay, timer interval (ms), fast
+    /// retransmit threshold, congestion control off.
+    pub fn nodelay(mut self, nodelay: bool, interval: u32, resend: i32, nc: bool) -> Self {
+        self.nodelay = nodelay as i32;
+        self.interval = interval;
+        self.resend = resend;
+        self.no_congestion_control = nc;
+        self
+    }
+
+    /// Byte stream (true) or messages (false).
+    pub fn stream_mode(mut self, stream: bool) -> Self {
+        self.stream_mode = stream;
+        self
+    }
+
+    /// See [`KcpConfig::connect_timeout`](KcpConfig#structfield.connect_timeout).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// See [`KcpConfig::keep_alive`](KcpConfig#structfield.keep_alive).
+    pub fn keep_alive(mut self, every: Option<Duration>) -> Self {
+        self.keep_alive = every;
+        self
+    }
+
+    /// See [`KcpConfig::idle_timeout`](KcpConfig#structfield.idle_timeout).
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// Floor of the retransmission timeout.
+    pub fn min_rto(mut self, rto: Duration) -> Self {
+        self.min_rto = Some(rto);
+        self
+    }
+
+    /// Transmissions of one segment after which the peer is declared gone.
+    pub fn dead_link(mut self, transmissions: u32) -> Self {
+        self.dead_link = transmissions;
+        self
+    }
+
+    /// Bytes the application may queue for sending before writes wait.
+    pub fn send_buffer(mut self, bytes: usize) -> Self {
+        self.send_buffer = bytes;
+        self
+    }
+
+    /// Bytes received but unread before the receive window closes.
+    pub fn recv_buffer(mut self, bytes: usize) -> Self {
+        self.recv_buffer = bytes;
+        self
+    }
+
+    /// Payload bytes per segment.
+    pub fn mss(&self) -> usize {
+        self.mtu.saturating_sub(HEADER_LEN)
+    }
+
+    /// The largest message [`KcpStream::send`](super::KcpStream::send)
+    /// accepts in message mode (127 segments).
+    pub fn max_message_size(&self) -> usize {
+        self.mss() * 127
+    }
+
+    /// Checks that the settings can work; the error names the bad value.
+    pub fn validate(&self) -> io::Result<()> {
+        let bad = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+        if self.mtu < 50 || self.mtu <= HEADER_LEN {
+            return bad(format!(
+                "invalid KcpConfig: mtu {} is below the minimum of 50 bytes (the header alone is {HEADER_LEN})",
+                self.mtu
+            ));
+        }
+        if self.mtu > 65_507 {
+            return bad(format!(
+                "invalid KcpConfig: mtu {} exceeds the largest UDP payload (65507)",
+                self.mtu
+            ));
+        }
+        if self.snd_wnd == 0 || self.rcv_wnd == 0 {
+            return bad(format!(
+                "invalid KcpConfig: window sizes must be non-zero (snd {}, rcv {})",
+                self.snd_wnd, self.rcv_wnd
+            ));
+        }
+        if self.snd_wnd > 65_535 || self.rcv_wnd > 65_535 {
+            return bad(format!(
+                "invalid KcpConfig: window sizes must fit the 16-bit wire field (snd {}, rcv {})",
+                self.snd_wnd, self.rcv_wnd
+            ));
+        }
+        if self.interval == 0 || self.interval > 5000 {
+            return bad(format!(
+                "invalid KcpConfig: interval {} ms is outside 1..=5000",
+                self.interval
+            ));
+        }
+        if !(0..=2).contains(&self.nodelay) {
+            return bad(format!(
+                "invalid KcpConfig: nodelay {} is not 0, 1 or 2",
+                self.nodelay
+            ));
+        }
+        if self.resend < 0 {
+            return bad(format!(
+                "invalid KcpConfig: resend {} is negative",
+                self.resend
+            ));
+        }
+        if self.dead_link == 0 {
+            return bad("invalid KcpConfig: dead_link must be at least 1".into());
+        }
+        if self.send_buffer == 0 || self.recv_buffer == 0 {
+            return bad("invalid KcpConfig: send_buffer and recv_buffer must be non-zero".into());
+        }
+        if !(0.0..1.0).contains(&self.simulated_loss) {
+            return bad(format!(
+                "invalid KcpConfig: simulated_loss {} is outside 0.0..1.0",
+                self.simulated_loss
+            ));
+        }
+        if self.connect_timeout.is_zero() {
+            return bad("invalid KcpConfig: connect_timeout is zero".into());
+        }
+        if matches!(self.keep_alive, Some(d) if d.is_zero())
+            || matches!(self.idle_timeout, Some(d) if d.is_zero())
+        {
+            return bad(
+                "invalid KcpConfig: keep_alive / idle_timeout of zero; use None to disable".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Applies the engine-level settings to a fresh engine.
+    pub(crate) fn apply(&self, kcp: &mut crate::engine::Kcp) {
+        // validate() ran before, so set_mtu cannot fail.
+        let _ = kcp.set_mtu(self.mtu);
+        kcp.set_window_size(self.snd_wnd, self.rcv_wnd);
+        kcp.set_nodelay(
+            self.nodelay,
+            self.interval as i32,
+            self.resend,
+            self.no_congestion_control,
+        );
+        kcp.set_stream_mode(self.stream_mode);
+        if let Some(rto) = self.min_rto {
+            kcp.set_min_rto(rto.as_millis().min(u32::MAX as u128) as u32);
+        }
+        kcp.set_dead_link(self.dead_link);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid_and_distinct() {
+        let presets = [
+            KcpConfig::new(),
+            KcpConfig::normal(),
+            KcpConfig::new().fast_mode(),
+            KcpConfig::turbo_mode(),
+            KcpConfig::gaming(),
+            KcpConfig::realtime(),
+            KcpConfig::file_transfer(),
+            KcpConfig::testing(0.1),
+        ];
+        for p in &presets {
+            p.validate().unwrap();
+        }
+        assert_eq!(KcpConfig::normal().interval, 40);
+        assert_eq!(KcpConfig::new().fast_mode().interval, 8);
+        assert!(!KcpConfig::new().fast_mode().no_congestion_control);
+        assert_eq!(
+            (
+                KcpConfig::turbo_mode().interval,
+                KcpConfig::turbo_mode().resend
+            ),
+            (4, 1)
+        );
+        assert!(KcpConfig::gaming().no_congestion_control);
+        assert_eq!(KcpConfig::gaming().interval, 3);
+    }
+
+    #[test]
+    fn impossible_values_are_named() {
+        let err = KcpConfig::new().mtu(20).validate().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("mtu 20"), "{err}");
+        let err = KcpConfig::new().window_size(0, 128).validate().unwrap_err();
+        assert!(err.to_string().contains("window"), "{err}");
+        let err = KcpConfig::new()
+            .nodelay(true, 0, 1, true)
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("interval"), "{err}");
+        let err = KcpConfig::testing(1.5).validate().unwrap_err();
+        assert!(err.to_string().contains("simulated_loss"), "{err}");
+    }
+}

@@ -1,0 +1,523 @@
+//! The task that owns one connection's engine.
+//!
+//! It sleeps until the earliest of: a datagram, a nudge from a handle, the
+//! engine's `check()` deadline (only while data is in flight), a keep-alive
+//! or a timeout. An idle connection therefore wakes only for keep-alives.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tracing::{debug, trace, warn};
+
+use super::config::KcpConfig;
+use super::rng::Rng;
+use super::shared::{Closed, Shared};
+use super::transport::{self, Transport};
+use crate::engine::{conv_of, Command, Kcp, SegmentHeader, HEADER_LEN};
+
+/// Where a connection's datagrams come from.
+pub(crate) enum Source {
+    /// Routed by a listener that owns the transport's receive side.
+    Listener(mpsc::Receiver<Bytes>),
+    /// A client connection receiving from its own transport.
+    Own,
+}
+
+/// Largest datagram read from an own transport.
+const RECV_BUF: usize = 65_536;
+/// How long a dropped stream keeps trying to deliver what it wrote.
+const LINGER_MAX: Duration = Duration::from_secs(30);
+
+pub(crate) struct Driver {
+    kcp: Kcp,
+    config: KcpConfig,
+    shared: Arc<Shared>,
+    transport: Arc<dyn Transport>,
+    peer: SocketAddr,
+    source: Source,
+    epoch: Instant,
+    started: Instant,
+    /// Waiting for a server to assign the conversation (tokio_kcp style).
+    awaiting_conv: bool,
+    last_heard: Option<Instant>,
+    last_probe: Instant,
+    first_send: Option<Instant>,
+    handles_gone_at: Option<Instant>,
+    /// Datagrams produced by the engine, waiting to be sent.
+    outbox: Vec<Bytes>,
+    out_buf: BytesMut,
+    recv_buf: BytesMut,
+    rx_buf: Vec<u8>,
+    loss: Rng,
+    rejected: u64,
+    simulated_drops: u64,
+    keep_alives: u64,
+    on_exit: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        conv: u32,
+        config: KcpConfig,
+        shared: Arc<Shared>,
+        transport: Arc<dyn Transport>,
+        peer: SocketAddr,
+        source: Source,
+        on_exit: Option<Box<dyn FnOnce() + Send>>,
+    ) -> Self {
+        let mut kcp = Kcp::new(conv);
+        config.apply(&mut kcp);
+        let now = Instant::now();
+        let rx_len = if matches!(source, Source::Own) {
+            RECV_BUF
+        } else {
+            0
+        };
+        Driver {
+            kcp,
+            loss: Rng::new(config.loss_seed ^ u64::from(conv)),
+            config,
+            shared,
+            transport,
+            peer,
+            source,
+            epoch: now,
+            started: now,
+            awaiting_conv: conv == 0,
+            last_heard: None,
+            last_probe: now,
+            first_send: None,
+            handles_gone_at: None,
+            outbox: Vec::new(),
+            out_buf: BytesMut::new(),
+            recv_buf: BytesMut::new(),
+            rx_buf: vec![0; rx_len],
+            rejected: 0,
+            simulated_drops: 0,
+            keep_alives: 0,
+            on_exit,
+        }
+    }
+
+    fn now_ms(&self) -> u32 {
+        // The engine's clock wraps at 2^32 ms; it handles that.
+        self.epoch.elapsed().as_millis() as u32
+    }
+
+    /// Runs the connection until it fails or is dropped and drained.
+    pub(crate) async fn run(mut self) {
+        let span = tracing::debug_span!("kcp_conn", conv = self.kcp.conv(), peer = %self.peer);
+        let _ = &span;
+        debug!(parent: &span, "connection task started");
+        self.update(true);
+        let end = loop {
+            self.pump();
+            self.transmit().await;
+            if let Some(end) = self.verdict() {
+                break end;
+            }
+            let deadline = self.next_deadline();
+            let event = {
+                let Driver {
+                    source,
+                    transport,
+                    rx_buf,
+                    shared,
+                    ..
+                } = &mut self;
+                tokio::select! {
+                    biased;
+                    d = next_datagram(source, &**transport, rx_buf) => Event::Datagram(d),
+                    _ = shared.task.notified() => Event::App,
+                    _ = tokio::time::sleep_until(deadline) => Event::Timer,
+                }
+            };
+            match event {
+                Event::Datagram(Incoming::Data(d)) => {
+                    self.on_datagram(&d);
+                    self.drain_ready();
+                    self.update(true);
+                }
+                Event::Datagram(Incoming::Own(n, from)) => {
+                    self.on_own_datagram(n, from);
+                    self.drain_ready();
+                    self.update(true);
+                }
+                Event::Datagram(Incoming::Nothing) => {}
+                Event::Datagram(Incoming::SourceGone) => {
+                    break Some(Closed {
+                        kind: io::ErrorKind::ConnectionAborted,
+                        message: "the KCP listener serving this connection is gone".into(),
+                    });
+                }
+                Event::App => {
+                    // Data moved into the engine by pump() goes out now
+                    // rather than at the next interval.
+                    self.pump();
+                    self.update(true);
+                }
+                Event::Timer => self.on_timer(),
+            }
+        };
+        self.transmit().await;
+        match &end {
+            Some(c) => debug!(parent: &span, error = %c.message, "connection closed"),
+            None => debug!(parent: &span, "connection finished"),
+        }
+        self.publish_close(end);
+        if let Some(f) = self.on_exit.take() {
+            f();
+        }
+    }
+
+    fn publish_close(&mut self, end: Option<Closed>) {
+        let mut st = self.shared.lock();
+        st.closed = Some(end.unwrap_or(Closed {
+            kind: io::ErrorKind::NotConnected,
+            message: "KCP connection closed".into(),
+        }));
+        st.unacked = self.kcp.wait_snd();
+        st.stats.refresh_engine(&self.kcp);
+        let (r, w) = (st.read_waker.take(), st.write_waker.take());
+        drop(st);
+        r.into_iter().chain(w).for_each(|w| w.wake());
+    }
+
+    /// Runs the engine's clock; with `flush` also transmits acknowledgements
+    /// and new data right away.
+    fn update(&mut self, flush: bool) {
+        let now = self.now_ms();
+        let Driver {
+            kcp,
+            outbox,
+            out_buf,
+            ..
+        } = self;
+        let mut out = |d: &[u8]| {
+            out_buf.extend_from_slice(d);
+            outbox.push(out_buf.split().freeze());
+        };
+        kcp.update(now, &mut out);
+        if flush {
+            kcp.flush(&mut out);
+        }
+    }
+
+    fn on_timer(&mut self) {
+        // The engine will not flush more often than every 10 ms; presets
+        // with shorter intervals get their extra flushes here.
+        let fast = self.config.interval < self.kcp.interval();
+        self.update(fast);
+        let now = Instant::now();
+        if let Some(every) = self.config.keep_alive {
+            let quiet_since = self.last_heard.unwrap_or(self.started).max(self.last_probe);
+            let talking = self.first_send.is_some() || self.last_heard.is_some();
+            if now.duration_since(quiet_since) >= every && talking {
+                self.send_probe();
+                self.last_probe = now;
+            }
+        }
+    }
+
+    /// A window question: every KCP implementation answers it with its
+    /// window, which proves the peer is alive without touching the stream.
+    fn send_probe(&mut self) {
+        let (_, rcv_wnd) = self.kcp.window_size();
+        let hdr = SegmentHeader {
+            conv: self.kcp.conv(),
+            cmd: Command::WindowAsk as u8,
+            frg: 0,
+            wnd: rcv_wnd
+                .saturating_sub(self.kcp.recv_queue_len() as u32)
+                .min(u16::MAX as u32) as u16,
+            ts: 0,
+            sn: 0,
+            una: self.kcp.rcv_nxt(),
+            len: 0,
+        };
+        let mut v = Vec::with_capacity(HEADER_LEN);
+        hdr.encode(&mut v);
+        self.outbox.push(Bytes::from(v));
+        self.keep_alives += 1;
+        trace!(conv = self.kcp.conv(), "keep-alive probe");
+    }
+
+    fn on_own_datagram(&mut self, n: usize, from: SocketAddr) {
+        if from != self.peer {
+            self.rejected += 1;
+            return;
+        }
+        let d = std::mem::take(&mut self.rx_buf);
+        self.on_datagram(&d[..n]);
+        self.rx_buf = d;
+    }
+
+    fn on_datagram(&mut self, d: &[u8]) {
+        if self.awaiting_conv {
+            match conv_of(d) {
+                Some(conv) if conv != 0 && d.len() >= HEADER_LEN => {
+                    debug!(conv, "server assigned the conversation");
+                    self.kcp.set_conv(conv);
+                    self.shared.lock().conv = conv;
+                    self.awaiting_conv = false;
+                }
+                _ => {
+                    self.rejected += 1;
+                    return;
+                }
+            }
+        }
+        match self.kcp.input(d) {
+            Ok(()) => self.last_heard = Some(Instant::now()),
+            Err(e) => {
+                self.rejected += 1;
+                trace!(error = %e, len = d.len(), "datagram rejected");
+            }
+        }
+    }
+
+    /// Feeds datagrams that are already waiting without sleeping again.
+    fn drain_ready(&mut self) {
+        for _ in 0..64 {
+            match &mut self.source {
+                Source::Listener(rx) => match rx.try_recv() {
+                    Ok(d) => self.on_datagram(&d),
+                    Err(_) => return,
+                },
+                Source::Own => {
+                    let waker = std::task::Waker::from(Arc::new(NoopWake));
+                    let mut waker_cx = std::task::Context::from_waker(&waker);
+                    let mut rb = tokio::io::ReadBuf::new(&mut self.rx_buf);
+                    match self.transport.poll_recv_from(&mut waker_cx, &mut rb) {
+                        std::task::Poll::Ready(Ok(from)) => {
+                            let n = rb.filled().len();
+                            self.on_own_datagram(n, from);
+                        }
+                        _ => return,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves written bytes into the engine and received messages out of it,
+    /// and publishes the connection's state to the handles.
+    fn pump(&mut self) {
+        let mut st = self.shared.lock();
+        let (snd_wnd, _) = self.kcp.window_size();
+        let engine_limit = (snd_wnd as usize * 2).max(8);
+        let mut fed = false;
+        while self.kcp.wait_snd() < engine_limit {
+            // tokio_kcp servers drop further segments sent before they
+            // assigned the conversation: send one, then wait.
+            if self.awaiting_conv && self.kcp.snd_nxt() + self.kcp.wait_snd() as u32 > 0 {
+                break;
+            }
+            let Some(front) = st.send_queue.pop_front() else {
+                break;
+            };
+            match self.kcp.send(&front) {
+                Ok(n) if n == front.len() => st.send_queued -= n,
+                Ok(n) => {
+                    st.send_queued -= n;
+                    st.send_queue.push_front(front.slice(n..));
+                    fed = true;
+                    break;
+                }
+                Err(e) => {
+                    // Sizes were checked when written; this is an engine refusal.
+                    warn!(error = %e, "engine refused data");
+                    st.send_queued -= front.len();
+                }
+            }
+            fed = true;
+        }
+        if fed && self.first_send.is_none() {
+            self.first_send = Some(Instant::now());
+        }
+
+        let mut delivered = false;
+        while st.recv_queued < self.shared.recv_limit {
+            let Ok(n) = self.kcp.peek_size() else { break };
+            if self.recv_buf.capacity() < n {
+                self.recv_buf.reserve(n.max(64 * 1024));
+            }
+            self.recv_buf.resize(n, 0);
+            match self.kcp.recv(&mut self.recv_buf) {
+                Ok(m) => {
+                    self.recv_buf.truncate(m);
+                    let msg = self.recv_buf.split().freeze();
+                    st.recv_queued += msg.len();
+                    st.recv_queue.push_back(msg);
+                    delivered = true;
+                }
+                Err(_) => {
+                    self.recv_buf.clear();
+                    break;
+                }
+            }
+        }
+
+        st.unacked = self.kcp.wait_snd();
+        st.stats.refresh_engine(&self.kcp);
+        st.stats.rejected_datagrams = self.rejected;
+        st.stats.simulated_drops = self.simulated_drops;
+        st.stats.keep_alives_sent = self.keep_alives;
+        st.stats.send_buffer_bytes = st.send_queued;
+        st.stats.recv_buffer_bytes = st.recv_queued;
+        if st.handles_gone && self.handles_gone_at.is_none() {
+            self.handles_gone_at = Some(Instant::now());
+        }
+        let read_waker = if delivered {
+            st.read_waker.take()
+        } else {
+            None
+        };
+        let write_ready = st.send_queued < self.shared.send_limit
+            || (st.send_queue.is_empty() && st.unacked == 0);
+        let write_waker = if write_ready {
+            st.write_waker.take()
+        } else {
+            None
+        };
+        drop(st);
+        read_waker
+            .into_iter()
+            .chain(write_waker)
+            .for_each(|w| w.wake());
+    }
+
+    async fn transmit(&mut self) {
+        for d in std::mem::take(&mut self.outbox) {
+            if self.loss.chance(self.config.simulated_loss) {
+                self.simulated_drops += 1;
+                continue;
+            }
+            if let Err(e) = transport::send_to(&*self.transport, &d, self.peer).await {
+                // Like a lost datagram: the protocol retransmits.
+                trace!(error = %e, "send failed");
+            }
+        }
+    }
+
+    /// Whether the connection is over: `Some(Some(err))` failed,
+    /// `Some(None)` finished cleanly, `None` keep going.
+    fn verdict(&mut self) -> Option<Option<Closed>> {
+        let now = Instant::now();
+        if self.kcp.is_dead() {
+            return Some(Some(Closed {
+                kind: io::ErrorKind::ConnectionAborted,
+                message: format!(
+                    "KCP peer {} is gone: a segment was sent {} times without acknowledgement (dead link)",
+                    self.peer, self.config.dead_link
+                ),
+            }));
+        }
+        match (self.last_heard, self.first_send) {
+            (Some(heard), _) => {
+                if let Some(idle) = self.config.idle_timeout {
+                    if now.duration_since(heard) >= idle {
+                        return Some(Some(Closed {
+                            kind: io::ErrorKind::TimedOut,
+                            message: format!(
+                                "KCP peer {} is gone: nothing received for {:?} (idle timeout)",
+                                self.peer, idle
+                            ),
+                        }));
+                    }
+                }
+            }
+            (None, Some(sent)) => {
+                if now.duration_since(sent) >= self.config.connect_timeout {
+                    return Some(Some(Closed {
+                        kind: io::ErrorKind::TimedOut,
+                        message: format!(
+                            "KCP peer {} did not answer within the connect timeout of {:?}",
+                            self.peer, self.config.connect_timeout
+                        ),
+                    }));
+                }
+            }
+            (None, None) => {}
+        }
+        if let Some(gone) = self.handles_gone_at {
+            let drained = self.kcp.wait_snd() == 0 && self.shared.lock().send_queue.is_empty();
+            if drained || now.duration_since(gone) >= LINGER_MAX {
+                return Some(None);
+            }
+        }
+        None
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let now = Instant::now();
+        let mut next = now + Duration::from_secs(3600);
+        let busy = self.kcp.wait_snd() > 0 || self.kcp.remote_window() == 0;
+        if busy {
+            let now_ms = self.now_ms();
+            let engine = self
+                .kcp
+                .check(now_ms)
+                .wrapping_sub(now_ms)
+                .min(self.config.interval);
+            next = next.min(now + Duration::from_millis(u64::from(engine.max(1))));
+        }
+        if let Some(every) = self.config.keep_alive {
+            if self.first_send.is_some() || self.last_heard.is_some() {
+                let quiet_since = self.last_heard.unwrap_or(self.started).max(self.last_probe);
+                next = next.min(quiet_since + every);
+            }
+        }
+        match (self.last_heard, self.first_send) {
+            (Some(heard), _) => {
+                if let Some(idle) = self.config.idle_timeout {
+                    next = next.min(heard + idle);
+                }
+            }
+            (None, Some(sent)) => next = next.min(sent + self.config.connect_timeout),
+            (None, None) => {}
+        }
+        if let Some(gone) = self.handles_gone_at {
+            next = next.min(gone + LINGER_MAX);
+        }
+        next.max(now + Duration::from_millis(1))
+    }
+}
+
+struct NoopWake;
+
+impl std::task::Wake for NoopWake {
+    fn wake(self: Arc<Self>) {}
+}
+
+enum Event {
+    Datagram(Incoming),
+    App,
+    Timer,
+}
+
+enum Incoming {
+    Data(Bytes),
+    Own(usize, SocketAddr),
+    Nothing,
+    SourceGone,
+}
+
+async fn next_datagram(source: &mut Source, t: &dyn Transport, buf: &mut [u8]) -> Incoming {
+    match source {
+        Source::Listener(rx) => match rx.recv().await {
+            Some(d) => Incoming::Data(d),
+            None => Incoming::SourceGone,
+        },
+        Source::Own => match transport::recv_from(t, buf).await {
+            Ok((n, from)) => Incoming::Own(n, from),
+            // ICMP errors and the like: the protocol copes with loss.
+            Err(_) => Incoming::Nothing,
+        },
+    }
+}

@@ -1,0 +1,205 @@
+//! The hand-over point between a connection's handles and its task.
+//!
+//! The engine itself is owned by the connection task alone. Handles and task
+//! exchange only byte queues, wakers and a stats snapshot through this
+//! state; each side holds the lock for a queue push or pop, never while the
+//! engine works or I/O happens.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Buf, Bytes};
+use tokio::io::ReadBuf;
+use tokio::sync::Notify;
+
+use super::stats::ConnectionStats;
+
+/// Why a connection ended, kept so every later call can report it.
+#[derive(Debug, Clone)]
+pub(crate) struct Closed {
+    pub kind: io::ErrorKind,
+    pub message: String,
+}
+
+impl Closed {
+    pub(crate) fn to_error(&self) -> io::Error {
+        io::Error::new(self.kind, self.message.clone())
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    // Application -> task.
+    pub send_queue: VecDeque<Bytes>,
+    pub send_queued: usize,
+    pub write_shutdown: bool,
+    pub write_waker: Option<Waker>,
+    /// Segments the engine still holds (queued or unacknowledged).
+    pub unacked: usize,
+    // Task -> application.
+    pub recv_queue: VecDeque<Bytes>,
+    pub recv_queued: usize,
+    pub read_waker: Option<Waker>,
+    pub closed: Option<Closed>,
+    pub handles_gone: bool,
+    pub conv: u32,
+    pub stats: ConnectionStats,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    state: Mutex<State>,
+    /// Wakes the connection task after the application changed something.
+    pub task: Notify,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub stream_mode: bool,
+    pub max_message: usize,
+    pub send_limit: usize,
+    pub recv_limit: usize,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        conv: u32,
+        peer: SocketAddr,
+        local: SocketAddr,
+        config: &super::KcpConfig,
+    ) -> Self {
+        Shared {
+            state: Mutex::new(State {
+                conv,
+                ..State::default()
+            }),
+            task: Notify::new(),
+            peer,
+            local,
+            stream_mode: config.stream_mode,
+            max_message: config.max_message_size(),
+            send_limit: config.send_buffer,
+            recv_limit: config.recv_buffer,
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock leaves plain queues behind; carry on.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `buf` for sending. Stream mode may accept a prefix; message
+    /// mode takes the whole message or fails.
+    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if !self.stream_mode && buf.len() > self.max_message {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "message of {} bytes exceeds the largest KCP message ({} bytes = 127 segments)",
+                    buf.len(),
+                    self.max_message
+                ),
+            )));
+        }
+        let mut st = self.lock();
+        if let Some(c) = &st.closed {
+            return Poll::Ready(Err(c.to_error()));
+        }
+        if st.write_shutdown {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "write after shutdown of this KCP stream",
+            )));
+        }
+        // A message larger than the whole buffer is still let through alone.
+        if st.send_queued >= self.send_limit
+            || (!self.stream_mode
+                && st.send_queued > 0
+                && st.send_queued + buf.len() > self.send_limit)
+        {
+            st.write_waker = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let n = if self.stream_mode {
+            buf.len().min(self.send_limit - st.send_queued)
+        } else {
+            buf.len()
+        };
+        st.send_queue.push_back(Bytes::copy_from_slice(&buf[..n]));
+        st.send_queued += n;
+        st.stats.bytes_sent += n as u64;
+        drop(st);
+        self.task.notify_one();
+        Poll::Ready(Ok(n))
+    }
+
+    /// Ready once everything written was acknowledged by the peer.
+    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut st = self.lock();
+        if st.send_queue.is_empty() && st.unacked == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(c) = &st.closed {
+            return Poll::Ready(Err(c.to_error()));
+        }
+        st.write_waker = Some(cx.waker().clone());
+        drop(st);
+        // The task may be asleep until its next timer; make it look now.
+        self.task.notify_one();
+        Poll::Pending
+    }
+
+    pub(crate) fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.lock().write_shutdown = true;
+        self.poll_flush(cx)
+    }
+
+    fn take_front(&self, st: &mut State) -> Option<Bytes> {
+        let front = st.recv_queue.pop_front()?;
+        let was_full = st.recv_queued >= self.recv_limit;
+        st.recv_queued -= front.len();
+        st.stats.bytes_received += front.len() as u64;
+        if was_full {
+            // The task stopped draining the engine; room again.
+            self.task.notify_one();
+        }
+        Some(front)
+    }
+
+    pub(crate) fn poll_read(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let mut st = self.lock();
+        if let Some(mut front) = self.take_front(&mut st) {
+            let n = front.len().min(buf.remaining());
+            buf.put_slice(&front[..n]);
+            front.advance(n);
+            if !front.is_empty() {
+                st.recv_queued += front.len();
+                st.stats.bytes_received -= front.len() as u64;
+                st.recv_queue.push_front(front);
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if let Some(c) = &st.closed {
+            return Poll::Ready(Err(c.to_error()));
+        }
+        st.read_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<io::Result<Bytes>> {
+        let mut st = self.lock();
+        if let Some(front) = self.take_front(&mut st) {
+            return Poll::Ready(Ok(front));
+        }
+        if let Some(c) = &st.closed {
+            return Poll::Ready(Err(c.to_error()));
+        }
+        st.read_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}

@@ -1,0 +1,136 @@
+//! Per-connection and per-listener statistics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::engine::Kcp;
+
+/// A snapshot of one connection, refreshed by its task after every event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// Application bytes accepted for sending.
+    pub bytes_sent: u64,
+    /// Application bytes delivered to the reader.
+    pub bytes_received: u64,
+    /// Datagrams handed to the transport.
+    pub datagrams_out: u64,
+    /// Bytes handed to the transport.
+    pub bytes_out: u64,
+    /// Datagrams fed to the engine.
+    pub datagrams_in: u64,
+    /// Bytes fed to the engine.
+    pub bytes_in: u64,
+    /// Data segments transmitted (first transmissions and retransmissions).
+    pub segments_out: u64,
+    /// Data segments received (duplicates included).
+    pub segments_in: u64,
+    /// All retransmissions: timeouts plus fast retransmits.
+    pub retransmissions: u64,
+    /// Retransmissions triggered by duplicate acknowledgements.
+    pub fast_retransmissions: u64,
+    /// Segments judged lost because their retransmission timer expired.
+    pub lost_segments: u64,
+    /// Data segments received twice or outside the window.
+    pub duplicate_segments: u64,
+    /// Datagrams the engine rejected (wrong conversation, malformed).
+    pub rejected_datagrams: u64,
+    /// Outgoing datagrams dropped by [`KcpConfig::simulated_loss`](super::KcpConfig#structfield.simulated_loss).
+    pub simulated_drops: u64,
+    /// Keep-alive probes sent.
+    pub keep_alives_sent: u64,
+    /// Smoothed round-trip time.
+    pub srtt: Duration,
+    /// Current retransmission timeout.
+    pub rto: Duration,
+    /// Congestion window (segments).
+    pub cwnd: u32,
+    /// The peer's advertised receive window (segments).
+    pub remote_window: u32,
+    /// Segments queued in the engine or in flight.
+    pub send_queue_segments: usize,
+    /// Segments in flight, not yet acknowledged.
+    pub in_flight_segments: usize,
+    /// Bytes written by the application, not yet handed to the engine.
+    pub send_buffer_bytes: usize,
+    /// Bytes received, not yet read by the application.
+    pub recv_buffer_bytes: usize,
+}
+
+impl ConnectionStats {
+    pub(crate) fn refresh_engine(&mut self, kcp: &Kcp) {
+        let s = kcp.stats();
+        self.datagrams_out = s.datagrams_out;
+        self.bytes_out = s.bytes_out;
+        self.datagrams_in = s.datagrams_in;
+        self.bytes_in = s.bytes_in;
+        self.segments_out = s.segments_out;
+        self.segments_in = s.segments_in;
+        self.retransmissions = s.timeout_retransmits + s.fast_retransmits;
+        self.fast_retransmissions = s.fast_retransmits;
+        self.lost_segments = s.timeout_retransmits;
+        self.duplicate_segments = s.duplicate_segments;
+        self.srtt = Duration::from_millis(kcp.srtt().max(0) as u64);
+        self.rto = Duration::from_millis(kcp.rto().max(0) as u64);
+        self.cwnd = kcp.cwnd();
+        self.remote_window = kcp.remote_window();
+        self.send_queue_segments = kcp.wait_snd();
+        self.in_flight_segments = kcp.in_flight();
+    }
+}
+
+/// Counters of a [`KcpListener`](super::KcpListener).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ListenerStats {
+    /// Datagrams received on the listener's transport.
+    pub datagrams: u64,
+    /// Datagrams routed to an existing connection.
+    pub routed: u64,
+    /// Connections created (queued for `accept`).
+    pub connections_created: u64,
+    /// Connections currently alive.
+    pub connections_alive: u64,
+    /// Dropped: shorter than a header, or a segment that does not parse.
+    pub dropped_malformed: u64,
+    /// Dropped: for no known connection and not the opening of a new one.
+    pub dropped_unknown: u64,
+    /// Dropped: the connection limit or the accept backlog was full.
+    pub dropped_capacity: u64,
+    /// Dropped: the connection's input queue was full.
+    pub dropped_overload: u64,
+    /// Errors returned by the transport's receive.
+    pub transport_errors: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ListenerCounters {
+    pub datagrams: AtomicU64,
+    pub routed: AtomicU64,
+    pub connections_created: AtomicU64,
+    pub connections_alive: AtomicU64,
+    pub dropped_malformed: AtomicU64,
+    pub dropped_unknown: AtomicU64,
+    pub dropped_capacity: AtomicU64,
+    pub dropped_overload: AtomicU64,
+    pub transport_errors: AtomicU64,
+}
+
+impl ListenerCounters {
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> ListenerStats {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ListenerStats {
+            datagrams: g(&self.datagrams),
+            routed: g(&self.routed),
+            connections_created: g(&self.connections_created),
+            connections_alive: g(&self.connections_alive),
+            dropped_malformed: g(&self.dropped_malformed),
+            dropped_unknown: g(&self.dropped_unknown),
+            dropped_capacity: g(&self.dropped_capacity),
+            dropped_overload: g(&self.dropped_overload),
+            transport_errors: g(&self.transport_errors),
+        }
+    }
+}
