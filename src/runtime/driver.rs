@@ -318,9 +318,15 @@ impl Driver {
             if self.awaiting_conv && self.kcp.snd_nxt() + self.kcp.wait_snd() as u32 > 0 {
                 break;
             }
-            let Some(front) = st.send_queue.pop_front() else {
+            let Some(mut front) = st.send_queue.pop_front() else {
                 break;
             };
+            // The engine refuses more than 127 segments per call, in stream
+            // mode too; hand long writes over in pieces.
+            let piece = self.kcp.mss() * 32;
+            if self.shared.stream_mode && front.len() > piece {
+                st.send_queue.push_front(front.split_off(piece));
+            }
             match self.kcp.send(&front) {
                 Ok(n) if n == front.len() => st.send_queued -= n,
                 Ok(n) => {

@@ -290,6 +290,11 @@ write_half!(WriteHalf<'_>, |s| s.shared);
 write_half!(OwnedWriteHalf, |s| s.handle.shared);
 
 impl OwnedReadHalf {
+    /// See [`KcpStream::stats`].
+    pub fn stats(&self) -> ConnectionStats {
+        self.handle.shared.lock().stats
+    }
+
     /// Receives the next message (see [`KcpStream::recv`]).
     pub async fn recv(&mut self) -> io::Result<Bytes> {
         poll_fn(|cx| self.handle.shared.poll_recv(cx)).await
@@ -297,6 +302,11 @@ impl OwnedReadHalf {
 }
 
 impl OwnedWriteHalf {
+    /// See [`KcpStream::stats`].
+    pub fn stats(&self) -> ConnectionStats {
+        self.handle.shared.lock().stats
+    }
+
     /// Sends one message (see [`KcpStream::send`]).
     pub async fn send(&mut self, data: &[u8]) -> io::Result<()> {
         send_all(&self.handle.shared, data).await
