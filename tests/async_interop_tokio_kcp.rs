@@ -1,0 +1,109 @@
+//! Interop with the `tokio_kcp` crate over real UDP on 127.0.0.1, both ways,
+//! including its conversation-assignment convention (client opens with 0).
+
+use std::time::Duration;
+
+use kcp::runtime::{KcpConfig, KcpListener, KcpStream};
+use tokio::net::UdpSocket;
+use tokio::time::timeout;
+
+fn their_config() -> tokio_kcp::KcpConfig {
+    tokio_kcp::KcpConfig {
+        nodelay: tokio_kcp::KcpNoDelayConfig::fastest(),
+        ..Default::default()
+    }
+}
+
+fn message(i: usize) -> Vec<u8> {
+    // The first message of a conv-0 opening must fit one segment.
+    let len = if i == 0 { 100 } else { 1 + (i * 577) % 6000 };
+    (0..len).map(|k| (k * 3 + i) as u8).collect()
+}
+
+const MESSAGES: usize = 40;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_stream_talks_to_a_tokio_kcp_server() {
+    for conv in [0x5eed_u32, 0] {
+        let mut listener = tokio_kcp::KcpListener::bind(their_config(), "127.0.0.1:0")
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 1 << 20];
+            while let Ok(n) = s.recv(&mut buf).await {
+                if s.send(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut client = KcpStream::connect_with_conv(addr, conv, KcpConfig::new().fast_mode())
+            .await
+            .unwrap();
+        let run = async {
+            let mut bytes = 0;
+            for i in 0..MESSAGES {
+                client.send(&message(i)).await.unwrap();
+            }
+            for i in 0..MESSAGES {
+                let m = client.recv().await.unwrap();
+                assert_eq!(&m[..], &message(i)[..], "message {i} (conv {conv})");
+                bytes += m.len();
+            }
+            bytes
+        };
+        let bytes = timeout(Duration::from_secs(20), run)
+            .await
+            .expect("timed out");
+        assert_ne!(client.conv(), 0, "server never assigned a conversation");
+        println!(
+            "KcpStream (conv {conv:#x} -> {:#x}) -> tokio_kcp server: {MESSAGES} messages, {bytes} bytes verified",
+            client.conv()
+        );
+        server.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tokio_kcp_client_talks_to_our_listener() {
+    for conv in [0x7a11_u32, 0] {
+        let listener =
+            KcpListener::bind("127.0.0.1:0".parse().unwrap(), KcpConfig::new().fast_mode())
+                .await
+                .unwrap();
+        let addr = listener.local_addr();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let assigned = s.conv();
+            while let Ok(m) = s.recv().await {
+                if s.send(&m).await.is_err() {
+                    break;
+                }
+            }
+            assigned
+        });
+        // Bound to loopback explicitly (tokio_kcp's `connect` binds 0.0.0.0).
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let mut client =
+            tokio_kcp::KcpStream::connect_with_socket_conv(&their_config(), conv, udp, addr)
+                .await
+                .unwrap();
+        let run = async {
+            let mut bytes = 0;
+            let mut buf = vec![0u8; 1 << 20];
+            for i in 0..MESSAGES {
+                client.send(&message(i)).await.unwrap();
+                let n = client.recv(&mut buf).await.unwrap();
+                assert_eq!(&buf[..n], &message(i)[..], "message {i} (conv {conv})");
+                bytes += n;
+            }
+            bytes
+        };
+        let bytes = timeout(Duration::from_secs(20), run)
+            .await
+            .expect("timed out");
+        println!("tokio_kcp client (conv {conv:#x}) -> KcpListener: {MESSAGES} messages, {bytes} bytes verified");
+        server.abort();
+    }
+}
