@@ -283,6 +283,27 @@ struct IKCPCB {
  */
 typedef struct IKCPCB ikcpcb;
 
+/*
+ Upstream's segment struct. Declared for source compatibility; this
+ library never hands one out.
+ */
+struct IKCPSEG {
+  struct IQUEUEHEAD node;
+  IUINT32 conv;
+  IUINT32 cmd;
+  IUINT32 frg;
+  IUINT32 wnd;
+  IUINT32 ts;
+  IUINT32 sn;
+  IUINT32 una;
+  IUINT32 len;
+  IUINT32 resendts;
+  IUINT32 rto;
+  IUINT32 fastack;
+  IUINT32 xmit;
+  char data[1];
+};
+
 #ifdef __cplusplus
 extern "C" {
 #endif /* __cplusplus */
