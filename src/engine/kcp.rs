@@ -1056,6 +1056,9 @@ impl<P: Payload> Kcp<P> {
         if self.buffer.capacity() < buf.capacity() {
             self.buffer = buf;
         }
+        if self.snd_buf.len() == 0 && self.snd_queue.is_empty() && self.rcv_queue.is_empty() {
+            self.pool.clear();
+        }
     }
 
     /// `ikcp_setmtu`.

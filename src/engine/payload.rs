@@ -58,14 +58,15 @@ impl Payload for Vec<u8> {
     }
 }
 
-/// Spare payload buffers kept for reuse: a steady transfer then allocates
-/// nothing per segment. Small, so an idle connection holds little memory.
+/// Spare payload buffers kept for reuse while traffic flows, so a steady
+/// transfer allocates (almost) nothing per segment. The engine empties it
+/// when the connection goes idle, so idle connections hold no spare memory.
 #[derive(Debug)]
 pub(crate) struct PayloadPool<P> {
     spare: Vec<P>,
 }
 
-/// Buffers kept at most (about 44 KB at the default MSS).
+/// Buffers kept at most (about 44 KB at the default MSS, while busy).
 const POOL_LIMIT: usize = 32;
 
 impl<P: Payload> PayloadPool<P> {
@@ -82,6 +83,11 @@ impl<P: Payload> PayloadPool<P> {
             }
         }
         P::concat(parts)
+    }
+
+    /// Frees every spare buffer.
+    pub fn clear(&mut self) {
+        self.spare = Vec::new();
     }
 
     /// Keeps `buf` for reuse (or drops it when the pool is full).
