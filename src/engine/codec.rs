@@ -24,6 +24,7 @@ pub enum Command {
 
 impl Command {
     /// The command for a wire byte, if it is one.
+    #[inline]
     pub fn from_byte(byte: u8) -> Option<Command> {
         match byte {
             81 => Some(Command::Push),

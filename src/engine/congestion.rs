@@ -11,6 +11,7 @@ pub(crate) struct CongestionState {
 impl CongestionState {
     /// Called after an input advanced `snd_una`: slow start below `ssthresh`,
     /// then additive increase, never beyond the peer's window.
+    #[inline]
     pub fn on_progress(&mut self, mss: u32, rmt_wnd: u32) {
         if self.cwnd >= rmt_wnd {
             return;
@@ -39,6 +40,7 @@ impl CongestionState {
     }
 
     /// After a flush that fast-retransmitted: halve to the data in flight.
+    #[inline]
     pub fn on_fast_retransmit(&mut self, inflight: u32, resent: u32, mss: u32) {
         self.ssthresh = (inflight / 2).max(super::THRESH_MIN);
         self.cwnd = self.ssthresh.wrapping_add(resent);
@@ -46,6 +48,7 @@ impl CongestionState {
     }
 
     /// After a flush that retransmitted on timeout: back to one segment.
+    #[inline]
     pub fn on_timeout(&mut self, window_used: u32, mss: u32) {
         self.ssthresh = (window_used / 2).max(super::THRESH_MIN);
         self.cwnd = 1;
@@ -53,6 +56,7 @@ impl CongestionState {
     }
 
     /// The window never drops below one segment.
+    #[inline]
     pub fn ensure_minimum(&mut self, mss: u32) {
         if self.cwnd < 1 {
             self.cwnd = 1;

@@ -53,7 +53,10 @@ pub struct Kcp<P: Payload = Vec<u8>> {
     pub(crate) snd_una: u32,
     pub(crate) snd_nxt: u32,
     pub(crate) rcv_nxt: u32,
+    // Unused by the protocol (as in the reference) but part of the C struct.
+    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
     pub(crate) ts_recent: u32,
+    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
     pub(crate) ts_lastack: u32,
     pub(crate) ssthresh: u32,
     pub(crate) rx_rttval: i32,
@@ -404,26 +407,32 @@ impl<P: Payload> Kcp<P> {
     // calls these directly; the Rust API above wraps them.
     // ------------------------------------------------------------------
 
+    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
     pub(crate) fn nsnd_que(&self) -> u32 {
         self.snd_queue.len() as u32
     }
+    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
     pub(crate) fn nsnd_buf(&self) -> u32 {
         self.snd_buf.len() as u32
     }
     pub(crate) fn nrcv_que(&self) -> u32 {
         self.rcv_queue.len() as u32
     }
+    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
     pub(crate) fn nrcv_buf(&self) -> u32 {
         self.rcv_buf.len() as u32
     }
+    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
     pub(crate) fn ackcount(&self) -> u32 {
         self.acklist.len() as u32
     }
 
+    #[inline(always)]
     fn can_log<H: Host<P>>(&self, host: &H, mask: LogMask) -> bool {
         self.logmask & mask.0 != 0 && host.wants_log()
     }
 
+    #[inline(always)]
     fn log<H: Host<P>>(&mut self, host: &mut H, mask: LogMask, line: std::fmt::Arguments<'_>) {
         if self.can_log(host, mask) {
             let line = line.to_string();
@@ -1072,6 +1081,7 @@ impl<P: Payload> Kcp<P> {
     }
 
     /// `ikcp_interval`.
+    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
     pub(crate) fn interval_raw(&mut self, interval: i32) -> i32 {
         self.set_interval(interval);
         0
@@ -1111,6 +1121,7 @@ impl<P: Payload> Kcp<P> {
     }
 
     /// `ikcp_waitsnd`.
+    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
     pub(crate) fn waitsnd_raw(&self) -> i32 {
         self.nsnd_buf().wrapping_add(self.nsnd_que()) as i32
     }

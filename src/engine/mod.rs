@@ -31,4 +31,5 @@ pub use output::{LogMask, Output};
 pub use payload::Payload;
 pub use stats::Stats;
 
+#[cfg(feature = "capi")]
 pub(crate) use output::Host;

@@ -16,6 +16,7 @@ pub(crate) struct RttState {
 impl RttState {
     /// Feeds one RTT sample (ms). `interval` is the update interval, which
     /// floors the variance term.
+    #[inline]
     pub fn sample(&mut self, rtt: i32, interval: u32, rto_max: u32) {
         if self.srtt == 0 {
             self.srtt = rtt;

@@ -1,0 +1,198 @@
+//! Our engine against the reference ikcp.c on identical work. Each group has
+//! an `ours` and a `reference` line (and `ours_capi` where the C ABI is
+//! compared with the Rust API), so criterion's report shows the pair together.
+
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use ikcp_bench::{transfer, CApi, CEndpoint, Endpoint, Mode, Ours};
+use std::time::Duration;
+
+fn pair_ours(mode: Mode) -> (Ours, Ours) {
+    (Ours::new(1, mode), Ours::new(1, mode))
+}
+
+fn pair_c(api: CApi, mode: Mode) -> (CEndpoint, CEndpoint) {
+    (CEndpoint::new(api, 1, mode), CEndpoint::new(api, 1, mode))
+}
+
+/// Runs `count` messages of `size` bytes once on both implementations and
+/// checks they put the same number of bytes on the wire.
+fn same_work(count: usize, size: usize, loss: u64, mode: Mode) {
+    let (mut a, mut b) = pair_ours(mode);
+    let (mut c, mut d) = pair_c(CApi::reference(), mode);
+    let (mut t1, mut t2) = (0, 0);
+    let ours = transfer(
+        &mut a,
+        &mut b,
+        &mut t1,
+        count,
+        size,
+        loss,
+        mode.window as usize,
+    );
+    let reference = transfer(
+        &mut c,
+        &mut d,
+        &mut t2,
+        count,
+        size,
+        loss,
+        mode.window as usize,
+    );
+    assert_eq!(
+        ours, reference,
+        "wire bytes differ: the two did not do the same work"
+    );
+    assert_eq!(t1, t2);
+}
+
+fn message_group(c: &mut Criterion, group: &str, cases: &[(usize, usize)]) {
+    let mode = Mode::fast(1024);
+    let mut g = c.benchmark_group(group);
+    for &(count, size) in cases {
+        same_work(count, size, 0, mode);
+        let label = format!("{count}x{size}B");
+        g.throughput(Throughput::Bytes((count * size) as u64));
+        g.bench_function(BenchmarkId::new("ours", &label), |bench| {
+            let (mut a, mut b) = pair_ours(mode);
+            let mut clock = 0;
+            bench.iter(|| transfer(&mut a, &mut b, &mut clock, count, size, 0, 1024))
+        });
+        g.bench_function(BenchmarkId::new("reference", &label), |bench| {
+            let (mut a, mut b) = pair_c(CApi::reference(), mode);
+            let mut clock = 0;
+            bench.iter(|| transfer(&mut a, &mut b, &mut clock, count, size, 0, 1024))
+        });
+    }
+    g.finish();
+}
+
+fn engine_throughput(c: &mut Criterion) {
+    message_group(
+        c,
+        "engine_throughput",
+        &[(10, 1024), (100, 1024), (500, 1024)],
+    );
+}
+
+fn engine_small_messages(c: &mut Criterion) {
+    message_group(c, "engine_small_messages", &[(1000, 64)]);
+}
+
+fn engine_large_message(c: &mut Criterion) {
+    message_group(c, "engine_large_message", &[(1, 16 * 1024), (1, 64 * 1024)]);
+}
+
+/// Bulk transfer of 4 MB at several windows, with and without loss.
+fn window_scaling(c: &mut Criterion) {
+    const COUNT: usize = 4096;
+    const SIZE: usize = 1024;
+    let mut g = c.benchmark_group("window_scaling");
+    g.throughput(Throughput::Bytes((COUNT * SIZE) as u64));
+    for window in [128, 1024, 4096] {
+        for loss in [0u64, 2] {
+            let mode = Mode::fast(window);
+            same_work(COUNT, SIZE, loss, mode);
+            let label = format!("wnd{window}_loss{loss}");
+            g.bench_function(BenchmarkId::new("ours", &label), |bench| {
+                bench.iter_batched(
+                    || pair_ours(mode),
+                    |(mut a, mut b)| {
+                        transfer(&mut a, &mut b, &mut 0, COUNT, SIZE, loss, window as usize)
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+            g.bench_function(BenchmarkId::new("reference", &label), |bench| {
+                bench.iter_batched(
+                    || pair_c(CApi::reference(), mode),
+                    |(mut a, mut b)| {
+                        transfer(&mut a, &mut b, &mut 0, COUNT, SIZE, loss, window as usize)
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
+    }
+    g.finish();
+}
+
+/// An ACK-heavy datagram (57 acknowledgements) and a data-heavy one (one
+/// full segment), fed to a fresh endpoint.
+fn input_parse(c: &mut Criterion) {
+    let mode = Mode::fast(1024);
+    let mut ack_heavy = Vec::new();
+    for sn in 0..57u32 {
+        ack_heavy.extend_from_slice(&1u32.to_le_bytes());
+        ack_heavy.extend_from_slice(&[82, 0, 0, 4]);
+        ack_heavy.extend_from_slice(&0u32.to_le_bytes());
+        ack_heavy.extend_from_slice(&sn.to_le_bytes());
+        ack_heavy.extend_from_slice(&0u32.to_le_bytes());
+        ack_heavy.extend_from_slice(&0u32.to_le_bytes());
+    }
+    let mut data_heavy = Vec::new();
+    data_heavy.extend_from_slice(&1u32.to_le_bytes());
+    data_heavy.extend_from_slice(&[81, 0, 0, 4]);
+    data_heavy.extend_from_slice(&[0u8; 12]);
+    data_heavy.extend_from_slice(&1376u32.to_le_bytes());
+    data_heavy.extend_from_slice(&[7u8; 1376]);
+    let mut g = c.benchmark_group("input_parse");
+    for (label, datagram) in [("ack_heavy", &ack_heavy), ("data_heavy", &data_heavy)] {
+        g.bench_function(BenchmarkId::new("ours", label), |bench| {
+            bench.iter_batched(
+                || Ours::new(1, mode),
+                |mut k| k.input(datagram),
+                BatchSize::SmallInput,
+            )
+        });
+        g.bench_function(BenchmarkId::new("reference", label), |bench| {
+            bench.iter_batched(
+                || CEndpoint::new(CApi::reference(), 1, mode),
+                |mut k| k.input(datagram),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+/// The same bulk transfer through our C ABI and through our Rust API.
+fn capi_overhead(c: &mut Criterion) {
+    let Some(api) = CApi::ours() else {
+        eprintln!("capi_overhead skipped: build target/release/libkcp.so first (cargo build --release -p ikcp)");
+        return;
+    };
+    const COUNT: usize = 2048;
+    let mode = Mode::fast(1024);
+    let mut g = c.benchmark_group("capi_overhead");
+    g.throughput(Throughput::Bytes((COUNT * 1024) as u64));
+    g.bench_function(BenchmarkId::new("ours", "rust_api"), |bench| {
+        bench.iter_batched(
+            || pair_ours(mode),
+            |(mut a, mut b)| transfer(&mut a, &mut b, &mut 0, COUNT, 1024, 2, 1024),
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function(BenchmarkId::new("ours_capi", "c_abi"), |bench| {
+        bench.iter_batched(
+            || pair_c(api, mode),
+            |(mut a, mut b)| transfer(&mut a, &mut b, &mut 0, COUNT, 1024, 2, 1024),
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = engine_throughput, engine_small_messages, engine_large_message, window_scaling,
+        input_parse, capi_overhead
+}
+criterion_main!(benches);
