@@ -14,7 +14,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::ptr::{self, addr_of_mut, NonNull};
 
 use super::alloc::{allocate, deallocate, HookBuf, Release};
-use super::types::{IKCPCB, IQUEUEHEAD};
+use super::types::IKCPCB;
 use crate::engine::{Host, Kcp, LogMask};
 
 pub type Engine = Kcp<HookBuf>;
@@ -106,61 +106,12 @@ pub fn create(conv: u32, user: *mut std::os::raw::c_void) -> *mut IKCPCB {
 }
 
 fn blank_cb(user: *mut std::os::raw::c_void) -> IKCPCB {
-    let empty = || IQUEUEHEAD {
-        next: ptr::null_mut(),
-        prev: ptr::null_mut(),
-    };
-    IKCPCB {
-        conv: 0,
-        mtu: 0,
-        mss: 0,
-        state: 0,
-        snd_una: 0,
-        snd_nxt: 0,
-        rcv_nxt: 0,
-        ts_recent: 0,
-        ts_lastack: 0,
-        ssthresh: 0,
-        rx_rttval: 0,
-        rx_srtt: 0,
-        rx_rto: 0,
-        rx_minrto: 0,
-        snd_wnd: 0,
-        rcv_wnd: 0,
-        rmt_wnd: 0,
-        cwnd: 0,
-        probe: 0,
-        current: 0,
-        interval: 0,
-        ts_flush: 0,
-        xmit: 0,
-        nrcv_buf: 0,
-        nsnd_buf: 0,
-        nrcv_que: 0,
-        nsnd_que: 0,
-        nodelay: 0,
-        updated: 0,
-        ts_probe: 0,
-        probe_wait: 0,
-        dead_link: 0,
-        incr: 0,
-        snd_queue: empty(),
-        rcv_queue: empty(),
-        snd_buf: empty(),
-        rcv_buf: empty(),
-        acklist: ptr::null_mut(),
-        ackcount: 0,
-        ackblock: 0,
-        user,
-        buffer: ptr::null_mut(),
-        fastresend: 0,
-        fastlimit: 0,
-        nocwnd: 0,
-        stream: 0,
-        logmask: 0,
-        output: None,
-        writelog: None,
-    }
+    // SAFETY: every field of IKCPCB is an integer, a raw pointer or an
+    // `Option` of a function pointer, for all of which all-zero bytes are a
+    // valid value (0, NULL, None). `create` then fills in the real values.
+    let mut cb: IKCPCB = unsafe { std::mem::zeroed() };
+    cb.user = user;
+    cb
 }
 
 /// Frees a control block now, or when the outermost call on it returns.
