@@ -3,7 +3,7 @@
 //! compared with the Rust API), so criterion's report shows the pair together.
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use ikcp_bench::{transfer, CApi, CEndpoint, Endpoint, Mode, Ours};
+use ikcp_bench::{bulk_over_link, transfer, CApi, CEndpoint, Endpoint, Link, Mode, Ours};
 use std::time::Duration;
 
 fn pair_ours(mode: Mode) -> (Ours, Ours) {
@@ -82,22 +82,41 @@ fn engine_large_message(c: &mut Criterion) {
     message_group(c, "engine_large_message", &[(1, 16 * 1024), (1, 64 * 1024)]);
 }
 
-/// Bulk transfer of 4 MB at several windows, with and without loss.
+/// Messages in the window-scaling transfer: 16 MB in 1 KB messages, enough
+/// for several round trips at the largest window.
+const BULK_COUNT: usize = 16 * 1024;
+/// One-way delay of the simulated link, in 1 ms ticks (a 40 ms round trip):
+/// large windows only matter when a window's worth of data is in flight.
+const BULK_DELAY: usize = 20;
+
+/// Bulk transfer through a link with a 40 ms round trip at several windows,
+/// with and without loss; throughput is per byte delivered.
 fn window_scaling(c: &mut Criterion) {
-    const COUNT: usize = 4096;
     const SIZE: usize = 1024;
     let mut g = c.benchmark_group("window_scaling");
-    g.throughput(Throughput::Bytes((COUNT * SIZE) as u64));
+    g.throughput(Throughput::Bytes((BULK_COUNT * SIZE) as u64));
     for window in [128, 1024, 4096] {
         for loss in [0u64, 2] {
             let mode = Mode::fast(window);
-            same_work(COUNT, SIZE, loss, mode);
+            let mut link = Link::new(BULK_DELAY, loss);
+            let ours = {
+                let (mut a, mut b) = pair_ours(mode);
+                bulk_over_link(&mut link, &mut a, &mut b, BULK_COUNT, SIZE, window as usize)
+            };
+            let reference = {
+                let (mut a, mut b) = pair_c(CApi::reference(), mode);
+                bulk_over_link(&mut link, &mut a, &mut b, BULK_COUNT, SIZE, window as usize)
+            };
+            assert_eq!(
+                ours, reference,
+                "wire bytes differ: the two did not do the same work"
+            );
             let label = format!("wnd{window}_loss{loss}");
             g.bench_function(BenchmarkId::new("ours", &label), |bench| {
                 bench.iter_batched(
                     || pair_ours(mode),
                     |(mut a, mut b)| {
-                        transfer(&mut a, &mut b, &mut 0, COUNT, SIZE, loss, window as usize)
+                        bulk_over_link(&mut link, &mut a, &mut b, BULK_COUNT, SIZE, window as usize)
                     },
                     BatchSize::PerIteration,
                 )
@@ -106,7 +125,7 @@ fn window_scaling(c: &mut Criterion) {
                 bench.iter_batched(
                     || pair_c(CApi::reference(), mode),
                     |(mut a, mut b)| {
-                        transfer(&mut a, &mut b, &mut 0, COUNT, SIZE, loss, window as usize)
+                        bulk_over_link(&mut link, &mut a, &mut b, BULK_COUNT, SIZE, window as usize)
                     },
                     BatchSize::PerIteration,
                 )
