@@ -7,7 +7,7 @@ use super::congestion::CongestionState;
 use super::constants::*;
 use super::error::{ConfigError, InputError, RecvError, SendError};
 use super::output::{Host, LogMask, Output, OutputHost, Silent};
-use super::payload::{Payload, PayloadPool};
+use super::payload::{Payload, PayloadPool, POOL_MAX, POOL_MIN};
 use super::recv_window::{Fragment, RecvWindow};
 use super::rtt::RttState;
 use super::send_window::{InFlight, SendWindow};
@@ -487,8 +487,8 @@ impl<P: Payload> Kcp<P> {
                         return -2;
                     };
                     let old = std::mem::replace(&mut last.data, merged);
-                    self.pool.give(old);
                     last.frg = 0;
+                    self.recycle(old);
                     len -= extend;
                     offset += extend as usize;
                     sent = extend;
@@ -591,7 +591,7 @@ impl<P: Payload> Kcp<P> {
             if peek {
                 index += 1;
             } else if let Some(done) = self.rcv_queue.pop_front() {
-                self.pool.give(done.data);
+                self.recycle(done.data);
             }
             self.log(host, LogMask::RECV, format_args!("recv sn={sn}"));
             if frg == 0 {
@@ -619,6 +619,18 @@ impl<P: Payload> Kcp<P> {
         }
     }
 
+    /// Spare payload buffers worth keeping: about one window.
+    #[inline]
+    fn pool_limit(&self) -> usize {
+        (self.snd_wnd.max(self.rcv_wnd) as usize).clamp(POOL_MIN, POOL_MAX)
+    }
+
+    #[inline]
+    fn recycle(&mut self, buf: P) {
+        let limit = self.pool_limit();
+        self.pool.give(buf, limit);
+    }
+
     fn shrink_buf(&mut self) {
         self.snd_una = self.snd_buf.first_sn().unwrap_or(self.snd_nxt);
     }
@@ -628,7 +640,7 @@ impl<P: Payload> Kcp<P> {
             return;
         }
         if let Some(seg) = self.snd_buf.remove(sn) {
-            self.pool.give(seg.data);
+            self.recycle(seg.data);
         }
     }
 
@@ -663,7 +675,7 @@ impl<P: Payload> Kcp<P> {
         }
         if let Err(duplicate) = self.rcv_buf.insert(self.rcv_nxt, frag) {
             self.stats.duplicate_segments += 1;
-            self.pool.give(duplicate.data);
+            self.recycle(duplicate.data);
         }
         self.drain_in_order();
     }
@@ -742,9 +754,10 @@ impl<P: Payload> Kcp<P> {
             };
 
             self.rmt_wnd = hdr.wnd as u32;
+            let pool_limit = self.pool_limit();
             let pool = &mut self.pool;
             self.snd_buf
-                .remove_before(hdr.una, |seg| pool.give(seg.data));
+                .remove_before(hdr.una, |seg| pool.give(seg.data, pool_limit));
             self.shrink_buf();
 
             match cmd {

@@ -66,8 +66,12 @@ pub(crate) struct PayloadPool<P> {
     spare: Vec<P>,
 }
 
-/// Buffers kept at most (about 44 KB at the default MSS, while busy).
-const POOL_LIMIT: usize = 32;
+/// Bounds on the spare buffers kept: the engine keeps up to a window's worth
+/// (a bulk sender frees a window of buffers per round trip and needs as many
+/// again for the next one), never fewer than this...
+pub(crate) const POOL_MIN: usize = 32;
+/// ...and never more than this (about 5.6 MB at the default MSS, while busy).
+pub(crate) const POOL_MAX: usize = 4096;
 
 impl<P: Payload> PayloadPool<P> {
     pub fn new() -> Self {
@@ -90,10 +94,10 @@ impl<P: Payload> PayloadPool<P> {
         self.spare = Vec::new();
     }
 
-    /// Keeps `buf` for reuse (or drops it when the pool is full).
+    /// Keeps `buf` for reuse (or drops it when `limit` buffers are kept).
     #[inline]
-    pub fn give(&mut self, buf: P) {
-        if self.spare.len() < POOL_LIMIT {
+    pub fn give(&mut self, buf: P, limit: usize) {
+        if self.spare.len() < limit {
             self.spare.push(buf);
         }
     }
