@@ -95,8 +95,14 @@ pub struct Kcp<P: Payload = Vec<u8>> {
     /// Datagram assembly buffer, reused across flushes.
     buffer: Vec<u8>,
     pool: PayloadPool<P>,
+    /// When data last moved (ms), and the received-segment count then.
+    busy_at: u32,
+    segments_in_at_busy: u64,
     stats: Stats,
 }
+
+/// Quiet time (ms) after which spare payload buffers are freed.
+const SPARES_IDLE_MS: u32 = 1000;
 
 impl Kcp<Vec<u8>> {
     /// A new endpoint for conversation `conv` (both ends must use the same id),
@@ -153,6 +159,8 @@ impl<P: Payload> Kcp<P> {
             acklist: Vec::new(),
             buffer: Vec::new(),
             pool: PayloadPool::new(),
+            busy_at: 0,
+            segments_in_at_busy: 0,
             stats: Stats::default(),
         }
     }
@@ -995,7 +1003,17 @@ impl<P: Payload> Kcp<P> {
         let mut fast_retransmits = 0u32;
         let mut timed_out = false;
         let mut cursor = self.snd_buf.first_sn();
-        while let Some(sn) = cursor.and_then(|sn| self.snd_buf.next_at_or_after(sn)) {
+        while let Some(sn) = cursor.and_then(|from| {
+            // Only segments that will be sent are visited one by one; the
+            // rest are skipped by a scan that cannot call out (state read
+            // here is re-read after every call to the host).
+            let fastlimit = self.fastlimit;
+            self.snd_buf.next_due(from, |seg| {
+                seg.xmit == 0
+                    || diff(current, seg.resendts) >= 0
+                    || (seg.fastack >= resent && (seg.xmit as i32 <= fastlimit || fastlimit <= 0))
+            })
+        }) {
             cursor = Some(sn.wrapping_add(1));
             let (rx_rto, nodelay, fastlimit, rcv_nxt) =
                 (self.rx_rto, self.nodelay, self.fastlimit, self.rcv_nxt);
@@ -1078,7 +1096,22 @@ impl<P: Payload> Kcp<P> {
         if self.buffer.capacity() < buf.capacity() {
             self.buffer = buf;
         }
-        if self.snd_buf.len() == 0 && self.snd_queue.is_empty() && self.rcv_queue.is_empty() {
+        self.release_spares_when_quiet(current);
+    }
+
+    /// Frees the spare payload buffers once no data has moved for a while,
+    /// so idle connections hold no spare memory. A pure receiver never has
+    /// anything queued to send, so arriving data counts as activity too.
+    fn release_spares_when_quiet(&mut self, now: u32) {
+        let busy = self.snd_buf.len() > 0
+            || !self.snd_queue.is_empty()
+            || self.rcv_buf.len() > 0
+            || !self.rcv_queue.is_empty()
+            || self.stats.segments_in != self.segments_in_at_busy;
+        if busy {
+            self.busy_at = now;
+            self.segments_in_at_busy = self.stats.segments_in;
+        } else if diff(now, self.busy_at).unsigned_abs() >= SPARES_IDLE_MS {
             self.pool.clear();
         }
     }
@@ -1137,5 +1170,49 @@ impl<P: Payload> Kcp<P> {
     #[cfg_attr(not(feature = "capi"), allow(dead_code))]
     pub(crate) fn waitsnd_raw(&self) -> i32 {
         self.nsnd_buf().wrapping_add(self.nsnd_que()) as i32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bulk receiver never queues anything to send; its spare buffers must
+    /// survive between flushes while data arrives, and go once it is quiet.
+    #[test]
+    fn spare_buffers_are_kept_while_busy_and_freed_when_quiet() {
+        let (mut a, mut b) = (Kcp::new(1), Kcp::new(1));
+        a.set_nodelay(1, 10, 2, true);
+        b.set_nodelay(1, 10, 2, true);
+        let mut buf = [0u8; 2048];
+        let mut now = 0;
+        for _ in 0..20 {
+            now += 10;
+            for _ in 0..8 {
+                a.send(&[7u8; 1000]).unwrap();
+            }
+            let mut wire = Vec::new();
+            a.update(now, &mut |d: &[u8]| wire.push(d.to_vec()));
+            for d in &wire {
+                b.input(d).unwrap();
+            }
+            let mut acks = Vec::new();
+            b.update(now, &mut |d: &[u8]| acks.push(d.to_vec()));
+            for d in &acks {
+                a.input(d).unwrap();
+            }
+            while b.recv(&mut buf).is_ok() {}
+            assert!(
+                b.pool.spares() > 0,
+                "receiver dropped its spares at {now} ms"
+            );
+        }
+        for _ in 0..(SPARES_IDLE_MS / 10 + 1) {
+            now += 10;
+            a.update(now, &mut |_: &[u8]| {});
+            b.update(now, &mut |_: &[u8]| {});
+        }
+        assert_eq!(a.pool.spares(), 0);
+        assert_eq!(b.pool.spares(), 0);
     }
 }

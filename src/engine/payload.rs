@@ -60,7 +60,8 @@ impl Payload for Vec<u8> {
 
 /// Spare payload buffers kept for reuse while traffic flows, so a steady
 /// transfer allocates (almost) nothing per segment. The engine empties it
-/// when the connection goes idle, so idle connections hold no spare memory.
+/// once the connection has been quiet for a while, so idle connections hold
+/// no spare memory.
 #[derive(Debug)]
 pub(crate) struct PayloadPool<P> {
     spare: Vec<P>,
@@ -87,6 +88,12 @@ impl<P: Payload> PayloadPool<P> {
             }
         }
         P::concat(parts)
+    }
+
+    /// Spare buffers held.
+    #[cfg(test)]
+    pub fn spares(&self) -> usize {
+        self.spare.len()
     }
 
     /// Frees every spare buffer.

@@ -58,7 +58,13 @@ impl<P> RecvWindow<P> {
                 }
             };
         }
-        if off >= self.slots.len() {
+        if off == self.slots.len() {
+            // The usual case, an in-order arrival: no gap to pad.
+            self.slots.push_back(Some(frag));
+            self.live += 1;
+            return Ok(());
+        }
+        if off > self.slots.len() {
             self.slots.resize_with(off + 1, || None);
         }
         let slot = &mut self.slots[off];

@@ -109,18 +109,35 @@ impl<P> SendWindow<P> {
         }
     }
 
-    /// The first sequence number at or after `sn` that holds a segment, in
-    /// send order; `None` past the end. Used to walk the window while the
-    /// walker may call out (and the window may change) between steps.
-    pub fn next_at_or_after(&self, sn: u32) -> Option<u32> {
+    /// The first segment at or after `sn`, in send order, for which `due`
+    /// holds; `None` when there is none. The scan runs over the ring's
+    /// memory directly, as flush calls it for every segment in flight.
+    #[inline]
+    pub fn next_due(&self, sn: u32, mut due: impl FnMut(&InFlight<P>) -> bool) -> Option<u32> {
         let start = if diff(sn, self.base) < 0 {
             0
         } else {
             sn.wrapping_sub(self.base) as usize
         };
-        (start..self.slots.len())
-            .find(|&i| self.slots[i].is_some())
-            .map(|i| self.base.wrapping_add(i as u32))
+        if start >= self.slots.len() {
+            return None;
+        }
+        let (front, back) = self.slots.as_slices();
+        let hit = |slots: &[Option<InFlight<P>>], due: &mut dyn FnMut(&InFlight<P>) -> bool| {
+            slots
+                .iter()
+                .position(|slot| matches!(slot, Some(seg) if due(seg)))
+        };
+        let offset = if start < front.len() {
+            match hit(&front[start..], &mut due) {
+                Some(i) => Some(start + i),
+                None => hit(back, &mut due).map(|i| front.len() + i),
+            }
+        } else {
+            let from = start - front.len();
+            hit(&back[from..], &mut due).map(|i| front.len() + from + i)
+        };
+        offset.map(|i| self.base.wrapping_add(i as u32))
     }
 
     /// Segments in send order.
@@ -194,8 +211,9 @@ mod tests {
         }
         w.remove(1);
         w.remove(2);
-        assert_eq!(w.next_at_or_after(1), Some(3));
-        assert_eq!(w.next_at_or_after(5), None);
+        assert_eq!(w.next_due(1, |_| true), Some(3));
+        assert_eq!(w.next_due(0, |seg| seg.sn > 3), Some(4));
+        assert_eq!(w.next_due(5, |_| true), None);
         assert_eq!(w.iter_mut_through(3).count(), 2);
     }
 }
