@@ -63,6 +63,13 @@ impl SegmentHeader {
     #[inline]
     pub fn encode(&self, out: &mut Vec<u8>) {
         let mut bytes = [0u8; HEADER_LEN];
+        self.encode_into(&mut bytes);
+        out.extend_from_slice(&bytes);
+    }
+
+    /// Writes the encoded header into `bytes`.
+    #[inline]
+    pub fn encode_into(&self, bytes: &mut [u8; HEADER_LEN]) {
         bytes[0..4].copy_from_slice(&self.conv.to_le_bytes());
         bytes[4] = self.cmd;
         bytes[5] = self.frg;
@@ -71,7 +78,6 @@ impl SegmentHeader {
         bytes[12..16].copy_from_slice(&self.sn.to_le_bytes());
         bytes[16..20].copy_from_slice(&self.una.to_le_bytes());
         bytes[20..24].copy_from_slice(&self.len.to_le_bytes());
-        out.extend_from_slice(&bytes);
     }
 
     /// Decodes a header from the first 24 bytes of `bytes`; `None` if shorter.

@@ -7,7 +7,7 @@ use super::congestion::CongestionState;
 use super::constants::*;
 use super::error::{ConfigError, InputError, RecvError, SendError};
 use super::output::{Host, LogMask, Output, OutputHost, Silent};
-use super::payload::{Payload, PayloadPool, POOL_MAX, POOL_MIN};
+use super::payload::{Payload, PayloadPool, SegmentBuf, POOL_MAX, POOL_MIN};
 use super::recv_window::{Fragment, RecvWindow};
 use super::rtt::RttState;
 use super::send_window::{InFlight, SendWindow};
@@ -45,7 +45,7 @@ struct Pending<P> {
 /// Fields mirror the reference's `IKCPCB` one for one (same names, same
 /// integer types) so that the C ABI can expose them as a live struct.
 #[derive(Debug)]
-pub struct Kcp<P: Payload = Vec<u8>> {
+pub struct Kcp<P: Payload = SegmentBuf> {
     pub(crate) conv: u32,
     pub(crate) mtu: u32,
     pub(crate) mss: u32,
@@ -104,7 +104,7 @@ pub struct Kcp<P: Payload = Vec<u8>> {
 /// Quiet time (ms) after which spare payload buffers are freed.
 const SPARES_IDLE_MS: u32 = 1000;
 
-impl Kcp<Vec<u8>> {
+impl Kcp<SegmentBuf> {
     /// A new endpoint for conversation `conv` (both ends must use the same id),
     /// with the reference's defaults: MTU 1400, windows 32/128, interval
     /// 100 ms, no-delay off.
@@ -868,6 +868,20 @@ impl<P: Payload> Kcp<P> {
         buf
     }
 
+    /// Emits the in-flight segment `sn` as a datagram straight from its
+    /// buffer (header already written in its header room).
+    fn emit_lone<H: Host<P>>(&mut self, host: &mut H, sn: u32) {
+        let Some(size) = self.snd_buf.get(sn).map(|s| s.data.framed().len()) else {
+            return;
+        };
+        self.log(host, LogMask::OUTPUT, format_args!("[RO] {size} bytes"));
+        self.stats.datagrams_out += 1;
+        self.stats.bytes_out += size as u64;
+        if let Some(seg) = self.snd_buf.get(sn) {
+            host.transmit_detached(seg.data.framed());
+        }
+    }
+
     /// Emits the buffer first if `need` more bytes would overflow the MTU.
     fn make_room<H: Host<P>>(&mut self, host: &mut H, buf: Vec<u8>, need: u32) -> Vec<u8> {
         let size = buf.len() as i32;
@@ -1002,6 +1016,9 @@ impl<P: Payload> Kcp<P> {
 
         let mut fast_retransmits = 0u32;
         let mut timed_out = false;
+        // A segment that so far fills the datagram alone, header written in
+        // its own buffer (only for hosts that cannot re-enter the engine).
+        let mut lone: Option<u32> = None;
         let mut cursor = self.snd_buf.first_sn();
         while let Some(sn) = cursor.and_then(|from| {
             // Only segments that will be sent are visited one by one; the
@@ -1054,12 +1071,24 @@ impl<P: Payload> Kcp<P> {
             seg.wnd = advertised_wnd;
             seg.una = rcv_nxt;
             let need = OVERHEAD.wrapping_add(seg.data.len() as u32);
-            buf = self.make_room(host, buf, need);
+            match lone.take() {
+                // The datagram so far is one segment, not yet copied: it goes
+                // out as it is, or is copied after all to share a datagram.
+                Some(first) => {
+                    let size = self.snd_buf.get(first).map_or(0, |s| s.data.framed().len());
+                    if (size as i32).wrapping_add(need as i32) > self.mtu as i32 {
+                        self.emit_lone(host, first);
+                    } else if let Some(s) = self.snd_buf.get(first) {
+                        buf.extend_from_slice(s.data.framed());
+                    }
+                }
+                None => buf = self.make_room(host, buf, need),
+            }
             // The host may have acknowledged (removed) the segment meanwhile.
             let Some(seg) = self.snd_buf.get_mut(sn) else {
                 continue;
             };
-            SegmentHeader {
+            let header = SegmentHeader {
                 conv: seg.conv,
                 cmd: Command::Push as u8,
                 frg: seg.frg as u8,
@@ -1068,9 +1097,19 @@ impl<P: Payload> Kcp<P> {
                 sn: seg.sn,
                 una: seg.una,
                 len: seg.data.len() as u32,
+            };
+            let room = if H::DETACHED && buf.is_empty() {
+                seg.data.header_room()
+            } else {
+                None
+            };
+            if let Some(room) = room {
+                header.encode_into(room);
+                lone = Some(sn);
+            } else {
+                header.encode(&mut buf);
+                buf.extend_from_slice(seg.data.as_bytes());
             }
-            .encode(&mut buf);
-            buf.extend_from_slice(seg.data.as_bytes());
             let xmit = seg.xmit;
             self.stats.segments_out += 1;
             if xmit >= self.dead_link {
@@ -1078,7 +1117,9 @@ impl<P: Payload> Kcp<P> {
             }
         }
 
-        if !buf.is_empty() {
+        if let Some(first) = lone {
+            self.emit_lone(host, first);
+        } else if !buf.is_empty() {
             buf = self.emit(host, buf);
         }
 

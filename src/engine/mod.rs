@@ -28,7 +28,7 @@ pub use constants::*;
 pub use error::{ConfigError, InputError, RecvError, SendError};
 pub use kcp::Kcp;
 pub use output::{LogMask, Output};
-pub use payload::Payload;
+pub use payload::{Payload, SegmentBuf};
 pub use stats::Stats;
 
 #[cfg(feature = "capi")]

@@ -64,7 +64,17 @@ impl<F: FnMut(&[u8])> Output for F {
 /// the engine itself on every call, so that it may call back into it (the C
 /// ABI allows an output callback to call `ikcp_input` on the same object).
 pub(crate) trait Host<P: Payload> {
+    /// True when the host never calls back into the engine (neither from
+    /// `transmit` nor from `log`), so the engine may hand it bytes that live
+    /// inside itself through [`Host::transmit_detached`].
+    const DETACHED: bool = false;
+
     fn transmit(&mut self, kcp: &mut Kcp<P>, datagram: &[u8]);
+
+    /// Sends a datagram without lending the engine; only called when
+    /// [`Host::DETACHED`] is true.
+    fn transmit_detached(&mut self, _datagram: &[u8]) {}
+
     fn wants_log(&self) -> bool;
     fn log(&mut self, kcp: &mut Kcp<P>, mask: LogMask, line: &str);
 }
@@ -73,8 +83,15 @@ pub(crate) trait Host<P: Payload> {
 pub(crate) struct OutputHost<'a, O: ?Sized>(pub &'a mut O);
 
 impl<P: Payload, O: Output + ?Sized> Host<P> for OutputHost<'_, O> {
+    // An `Output` has no way to reach the engine.
+    const DETACHED: bool = true;
+
     #[inline]
     fn transmit(&mut self, _kcp: &mut Kcp<P>, datagram: &[u8]) {
+        self.0.output(datagram)
+    }
+    #[inline]
+    fn transmit_detached(&mut self, datagram: &[u8]) {
         self.0.output(datagram)
     }
     #[inline]

@@ -1,7 +1,10 @@
 //! Storage of segment payloads.
 //!
 //! The engine is generic over it so that the C ABI can place payloads in
-//! memory from the program's `ikcp_allocator` hooks; Rust users get `Vec<u8>`.
+//! memory from the program's `ikcp_allocator` hooks; Rust users get
+//! [`SegmentBuf`], which keeps room for the header in front of the data.
+
+use super::codec::HEADER_LEN;
 
 /// An owned, immutable byte buffer holding one segment's payload.
 pub trait Payload: Sized {
@@ -17,6 +20,19 @@ pub trait Payload: Sized {
     /// which case the engine allocates a new one with [`Payload::concat`].
     fn refill(&mut self, _parts: &[&[u8]]) -> bool {
         false
+    }
+
+    /// The [`HEADER_LEN`] bytes this buffer keeps in front of the payload
+    /// for a segment header, if it keeps any. With them a segment that fills
+    /// a datagram alone goes out without being copied.
+    fn header_room(&mut self) -> Option<&mut [u8; HEADER_LEN]> {
+        None
+    }
+
+    /// The header room followed by the payload; only called on buffers whose
+    /// [`Payload::header_room`] is `Some`.
+    fn framed(&self) -> &[u8] {
+        self.as_bytes()
     }
 
     /// Length in bytes.
@@ -55,6 +71,52 @@ impl Payload for Vec<u8> {
             self.extend_from_slice(p);
         }
         true
+    }
+}
+
+/// The Rust API's payload storage: one `Vec<u8>` holding room for a segment
+/// header followed by the payload, so that flush can write the header in
+/// place and hand a lone data segment to the output without copying it.
+#[derive(Debug, Clone, Default)]
+pub struct SegmentBuf {
+    /// `HEADER_LEN` bytes of header room, then the payload.
+    bytes: Vec<u8>,
+}
+
+impl Payload for SegmentBuf {
+    #[inline]
+    fn concat(parts: &[&[u8]]) -> Option<Self> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let mut bytes = Vec::with_capacity(HEADER_LEN + total);
+        bytes.extend_from_slice(&[0u8; HEADER_LEN]);
+        for p in parts {
+            bytes.extend_from_slice(p);
+        }
+        Some(SegmentBuf { bytes })
+    }
+
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[HEADER_LEN..]
+    }
+
+    #[inline]
+    fn refill(&mut self, parts: &[&[u8]]) -> bool {
+        self.bytes.resize(HEADER_LEN, 0);
+        for p in parts {
+            self.bytes.extend_from_slice(p);
+        }
+        true
+    }
+
+    #[inline]
+    fn header_room(&mut self) -> Option<&mut [u8; HEADER_LEN]> {
+        self.bytes.first_chunk_mut::<HEADER_LEN>()
+    }
+
+    #[inline]
+    fn framed(&self) -> &[u8] {
+        &self.bytes
     }
 }
 

@@ -75,6 +75,13 @@ impl<P> SendWindow<P> {
 
     /// The segment with sequence number `sn`, if still unacknowledged.
     #[inline]
+    pub fn get(&self, sn: u32) -> Option<&InFlight<P>> {
+        let off = self.offset(sn)?;
+        self.slots[off].as_ref()
+    }
+
+    /// The segment with sequence number `sn`, if still unacknowledged.
+    #[inline]
     pub fn get_mut(&mut self, sn: u32) -> Option<&mut InFlight<P>> {
         let off = self.offset(sn)?;
         self.slots[off].as_mut()
