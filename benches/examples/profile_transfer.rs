@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Arguments: `ours|reference`, window, one-way delay in ticks, loss
-//! percent, repetitions (each a fresh pair moving 16 MB).
+//! percent, repetitions (each a fresh pair moving 16,384 messages), message
+//! size in bytes (default 1024).
 
 use ikcp_bench::{bulk_over_link, CApi, CEndpoint, Link, Mode, Ours};
 
@@ -19,6 +20,7 @@ fn main() {
     };
     let which = args.first().map(String::as_str).unwrap_or("ours");
     let (window, delay, loss, reps) = (arg(1, 4096), arg(2, 20), arg(3, 0), arg(4, 3));
+    let size = arg(5, 1024);
     let mode = Mode::fast(window as i32);
     let mut link = Link::new(delay, loss as u64);
     let mut wire = 0;
@@ -27,13 +29,15 @@ fn main() {
             "reference" => {
                 let api = CApi::reference();
                 let (mut a, mut b) = (CEndpoint::new(api, 1, mode), CEndpoint::new(api, 1, mode));
-                bulk_over_link(&mut link, &mut a, &mut b, 16 * 1024, 1024, window)
+                bulk_over_link(&mut link, &mut a, &mut b, 16 * 1024, size, window)
             }
             _ => {
                 let (mut a, mut b) = (Ours::new(1, mode), Ours::new(1, mode));
-                bulk_over_link(&mut link, &mut a, &mut b, 16 * 1024, 1024, window)
+                bulk_over_link(&mut link, &mut a, &mut b, 16 * 1024, size, window)
             }
         };
     }
-    println!("{which}: window {window}, delay {delay}, loss {loss}%, {reps} x 16 MB, {wire} bytes on the wire");
+    println!(
+        "{which}: window {window}, delay {delay}, loss {loss}%, {reps} x 16,384 messages of {size} B, {wire} bytes on the wire"
+    );
 }

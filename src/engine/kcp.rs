@@ -681,6 +681,13 @@ impl<P: Payload> Kcp<P> {
             self.stats.duplicate_segments += 1;
             return;
         }
+        if sn == self.rcv_nxt && self.rcv_buf.len() == 0 && self.nrcv_que() < self.rcv_wnd {
+            // In order with nothing waiting: straight to the queue, which is
+            // where inserting and draining would put it.
+            self.rcv_queue.push_back(frag);
+            self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
+            return;
+        }
         if let Err(duplicate) = self.rcv_buf.insert(self.rcv_nxt, frag) {
             self.stats.duplicate_segments += 1;
             self.recycle(duplicate.data);
@@ -762,11 +769,16 @@ impl<P: Payload> Kcp<P> {
             };
 
             self.rmt_wnd = hdr.wnd as u32;
-            let pool_limit = self.pool_limit();
-            let pool = &mut self.pool;
-            self.snd_buf
-                .remove_before(hdr.una, |seg| pool.give(seg.data, pool_limit));
-            self.shrink_buf();
+            // Every segment still in flight has `sn >= snd_una`, so an `una`
+            // at or below it acknowledges nothing new (the common case for
+            // ACK runs and pure data).
+            if diff(hdr.una, self.snd_una) > 0 {
+                let pool_limit = self.pool_limit();
+                let pool = &mut self.pool;
+                self.snd_buf
+                    .remove_before(hdr.una, |seg| pool.give(seg.data, pool_limit));
+                self.shrink_buf();
+            }
 
             match cmd {
                 Command::Ack => {

@@ -102,7 +102,10 @@ impl Payload for SegmentBuf {
 
     #[inline]
     fn refill(&mut self, parts: &[&[u8]]) -> bool {
-        self.bytes.resize(HEADER_LEN, 0);
+        if self.bytes.len() < HEADER_LEN {
+            self.bytes.resize(HEADER_LEN, 0);
+        }
+        self.bytes.truncate(HEADER_LEN);
         for p in parts {
             self.bytes.extend_from_slice(p);
         }

@@ -78,17 +78,23 @@ impl<P> RecvWindow<P> {
 
     /// Takes the segment with sequence number `next`, if present; the window
     /// then starts at `next + 1`.
+    #[inline]
     pub fn pop_next(&mut self, next: u32) -> Option<Fragment<P>> {
-        match self.slots.front() {
-            Some(Some(_)) => {}
+        let frag = match self.slots.front() {
+            Some(Some(_)) => self.slots.pop_front().flatten()?,
             _ => return None,
-        }
-        let frag = self.slots.pop_front().flatten();
+        };
         self.live -= 1;
-        // The ring moved by one: far segments may now fit in it.
-        let new_next = next.wrapping_add(1);
+        if !self.far.is_empty() {
+            self.pull_far_into_ring(next.wrapping_add(1));
+        }
+        Some(frag)
+    }
+
+    /// The ring moved: far segments that now fit move into it.
+    fn pull_far_into_ring(&mut self, next: u32) {
         while let Some(first) = self.far.first() {
-            let off = first.sn.wrapping_sub(new_next) as usize;
+            let off = first.sn.wrapping_sub(next) as usize;
             if off >= RING_LIMIT {
                 break;
             }
@@ -98,7 +104,6 @@ impl<P> RecvWindow<P> {
             }
             self.slots[off] = Some(f);
         }
-        frag
     }
 }
 

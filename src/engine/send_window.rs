@@ -129,12 +129,15 @@ impl<P> SendWindow<P> {
         if start >= self.slots.len() {
             return None;
         }
-        let (front, back) = self.slots.as_slices();
-        let hit = |slots: &[Option<InFlight<P>>], due: &mut dyn FnMut(&InFlight<P>) -> bool| {
+        fn hit<P>(
+            slots: &[Option<InFlight<P>>],
+            due: &mut impl FnMut(&InFlight<P>) -> bool,
+        ) -> Option<usize> {
             slots
                 .iter()
                 .position(|slot| matches!(slot, Some(seg) if due(seg)))
-        };
+        }
+        let (front, back) = self.slots.as_slices();
         let offset = if start < front.len() {
             match hit(&front[start..], &mut due) {
                 Some(i) => Some(start + i),
