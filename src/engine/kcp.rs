@@ -15,13 +15,6 @@ use super::stats::Stats;
 
 const OVERHEAD: u32 = HEADER_LEN as u32;
 
-/// A message fragment queued by `send`, not yet given a sequence number.
-#[derive(Debug)]
-struct Pending<P> {
-    frg: u32,
-    data: P,
-}
-
 /// One KCP endpoint: a sans-IO state machine.
 ///
 /// ```
@@ -86,7 +79,6 @@ pub struct Kcp<P: Payload = SegmentBuf> {
     pub(crate) stream: i32,
     pub(crate) logmask: i32,
 
-    snd_queue: VecDeque<Pending<P>>,
     snd_buf: SendWindow<P>,
     rcv_buf: RecvWindow<P>,
     rcv_queue: VecDeque<Fragment<P>>,
@@ -152,7 +144,6 @@ impl<P: Payload> Kcp<P> {
             nocwnd: 0,
             stream: 0,
             logmask: 0,
-            snd_queue: VecDeque::new(),
             snd_buf: SendWindow::new(),
             rcv_buf: RecvWindow::new(),
             rcv_queue: VecDeque::new(),
@@ -355,7 +346,7 @@ impl<P: Payload> Kcp<P> {
     }
     /// Segments queued or in flight (the reference's `ikcp_waitsnd`).
     pub fn wait_snd(&self) -> usize {
-        self.snd_buf.len() + self.snd_queue.len()
+        self.snd_buf.len() + self.snd_buf.queued()
     }
     /// Segments in flight, unacknowledged.
     pub fn in_flight(&self) -> usize {
@@ -417,7 +408,7 @@ impl<P: Payload> Kcp<P> {
 
     #[cfg_attr(not(feature = "capi"), allow(dead_code))]
     pub(crate) fn nsnd_que(&self) -> u32 {
-        self.snd_queue.len() as u32
+        self.snd_buf.queued() as u32
     }
     #[cfg_attr(not(feature = "capi"), allow(dead_code))]
     pub(crate) fn nsnd_buf(&self) -> u32 {
@@ -485,7 +476,7 @@ impl<P: Payload> Kcp<P> {
         };
 
         if self.stream != 0 {
-            if let Some(last) = self.snd_queue.back_mut() {
+            if let Some(last) = self.snd_buf.last_queued_mut() {
                 let old_len = last.data.len() as u32;
                 if old_len < mss {
                     let capacity = (mss - old_len) as i32;
@@ -529,7 +520,7 @@ impl<P: Payload> Kcp<P> {
             } else {
                 0
             };
-            self.snd_queue.push_back(Pending { frg, data: payload });
+            self.snd_buf.queue(InFlight::queued(frg, payload));
             offset += size as usize;
             len -= size;
             sent += size;
@@ -995,24 +986,20 @@ impl<P: Payload> Kcp<P> {
         }
 
         while diff(self.snd_nxt, self.snd_una.wrapping_add(window)) < 0 {
-            let Some(pending) = self.snd_queue.pop_front() else {
+            let (conv, una, rto) = (self.conv, self.rcv_nxt, self.rx_rto as u32);
+            let Some(seg) = self.snd_buf.start_next() else {
                 break;
             };
-            let sn = self.snd_nxt;
-            self.snd_nxt = sn.wrapping_add(1);
-            self.snd_buf.push(InFlight {
-                conv: self.conv,
-                frg: pending.frg,
-                wnd: advertised_wnd,
-                ts: current,
-                sn,
-                una: self.rcv_nxt,
-                resendts: current,
-                rto: self.rx_rto as u32,
-                fastack: 0,
-                xmit: 0,
-                data: pending.data,
-            });
+            seg.conv = conv;
+            seg.wnd = advertised_wnd;
+            seg.ts = current;
+            seg.sn = self.snd_nxt;
+            seg.una = una;
+            seg.resendts = current;
+            seg.rto = rto;
+            seg.fastack = 0;
+            seg.xmit = 0;
+            self.snd_nxt = self.snd_nxt.wrapping_add(1);
         }
 
         let resent = if self.fastresend > 0 {
@@ -1157,7 +1144,7 @@ impl<P: Payload> Kcp<P> {
     /// anything queued to send, so arriving data counts as activity too.
     fn release_spares_when_quiet(&mut self, now: u32) {
         let busy = self.snd_buf.len() > 0
-            || !self.snd_queue.is_empty()
+            || self.snd_buf.queued() > 0
             || self.rcv_buf.len() > 0
             || !self.rcv_queue.is_empty()
             || self.stats.segments_in != self.segments_in_at_busy;

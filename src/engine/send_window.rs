@@ -1,14 +1,18 @@
-//! Segments sent and not yet acknowledged, in a ring indexed by `sn - base`.
+//! Every segment not yet acknowledged: first those in flight, then those
+//! queued by `send` and not yet given a sequence number, in one ring indexed
+//! by `sn - base`.
 //!
-//! Sequence numbers in flight are contiguous (`base .. base + len`); an
+//! Sequence numbers in flight are contiguous (`base .. base + sent`); an
 //! acknowledged segment leaves a hole (`None`) until everything before it is
-//! acknowledged too, so acknowledging any segment is O(1).
+//! acknowledged too, so acknowledging any segment is O(1). Queued segments
+//! follow in the order they will be numbered, so starting one moves nothing.
 
 use std::collections::VecDeque;
 
 use super::constants::diff;
 
-/// One data segment in flight, with its retransmission state.
+/// One data segment, in flight or queued, with its retransmission state.
+/// Fields other than `frg` and `data` are set when the segment starts.
 #[derive(Debug)]
 pub(crate) struct InFlight<P> {
     pub conv: u32,
@@ -24,12 +28,35 @@ pub(crate) struct InFlight<P> {
     pub data: P,
 }
 
+impl<P> InFlight<P> {
+    /// A queued fragment: `frg` fragments of its message follow it.
+    pub fn queued(frg: u32, data: P) -> Self {
+        InFlight {
+            conv: 0,
+            frg,
+            wnd: 0,
+            ts: 0,
+            sn: 0,
+            una: 0,
+            resendts: 0,
+            rto: 0,
+            fastack: 0,
+            xmit: 0,
+            data,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct SendWindow<P> {
+    /// `slots[..sent]` are in flight (holes acknowledged), `slots[sent..]`
+    /// are queued (never holes).
     slots: VecDeque<Option<InFlight<P>>>,
-    /// Sequence number of `slots[0]`.
+    /// Sequence number of `slots[0]`; `base + sent` is always `snd_nxt`.
     base: u32,
-    /// Segments present (not holes).
+    /// Slots in the in-flight region.
+    sent: usize,
+    /// Segments in flight (not holes).
     live: usize,
 }
 
@@ -38,17 +65,24 @@ impl<P> SendWindow<P> {
         SendWindow {
             slots: VecDeque::new(),
             base: 0,
+            sent: 0,
             live: 0,
         }
     }
 
-    /// Number of unacknowledged segments.
+    /// Number of unacknowledged segments in flight.
     #[inline]
     pub fn len(&self) -> usize {
         self.live
     }
 
-    /// Sequence number of the oldest unacknowledged segment.
+    /// Number of queued segments.
+    #[inline]
+    pub fn queued(&self) -> usize {
+        self.slots.len() - self.sent
+    }
+
+    /// Sequence number of the oldest unacknowledged segment in flight.
     #[inline]
     pub fn first_sn(&self) -> Option<u32> {
         if self.live == 0 {
@@ -58,36 +92,53 @@ impl<P> SendWindow<P> {
         }
     }
 
-    /// Appends a freshly numbered segment; its `sn` must follow the last one.
-    pub fn push(&mut self, seg: InFlight<P>) {
-        if self.slots.is_empty() {
-            self.base = seg.sn;
-        }
-        debug_assert_eq!(seg.sn, self.base.wrapping_add(self.slots.len() as u32));
+    /// Queues a segment behind every other.
+    #[inline]
+    pub fn queue(&mut self, seg: InFlight<P>) {
         self.slots.push_back(Some(seg));
-        self.live += 1;
     }
 
+    /// The last queued segment, if any is queued.
+    #[inline]
+    pub fn last_queued_mut(&mut self) -> Option<&mut InFlight<P>> {
+        if self.queued() == 0 {
+            return None;
+        }
+        self.slots.back_mut()?.as_mut()
+    }
+
+    /// Moves the first queued segment into flight, with sequence number
+    /// `base + sent` (the caller's `snd_nxt`), and returns it for the caller
+    /// to fill in; `None` when nothing is queued.
+    #[inline]
+    pub fn start_next(&mut self) -> Option<&mut InFlight<P>> {
+        let seg = self.slots.get_mut(self.sent)?.as_mut()?;
+        self.sent += 1;
+        self.live += 1;
+        Some(seg)
+    }
+
+    #[inline]
     fn offset(&self, sn: u32) -> Option<usize> {
         let off = sn.wrapping_sub(self.base) as usize;
-        (off < self.slots.len()).then_some(off)
+        (off < self.sent).then_some(off)
     }
 
-    /// The segment with sequence number `sn`, if still unacknowledged.
+    /// The segment in flight with sequence number `sn`, if unacknowledged.
     #[inline]
     pub fn get(&self, sn: u32) -> Option<&InFlight<P>> {
         let off = self.offset(sn)?;
         self.slots[off].as_ref()
     }
 
-    /// The segment with sequence number `sn`, if still unacknowledged.
+    /// The segment in flight with sequence number `sn`, if unacknowledged.
     #[inline]
     pub fn get_mut(&mut self, sn: u32) -> Option<&mut InFlight<P>> {
         let off = self.offset(sn)?;
         self.slots[off].as_mut()
     }
 
-    /// Takes out the segment `sn` (an ACK for it arrived), if it was there.
+    /// Takes out the segment `sn` (an ACK for it arrived), if it was in flight.
     pub fn remove(&mut self, sn: u32) -> Option<InFlight<P>> {
         let off = self.offset(sn)?;
         let seg = self.slots[off].take()?;
@@ -96,28 +147,35 @@ impl<P> SendWindow<P> {
         Some(seg)
     }
 
-    /// Takes out every segment with `sn` before `una` (cumulative
+    /// Takes out every segment in flight with `sn` before `una` (cumulative
     /// acknowledgement), handing each to `removed`.
     pub fn remove_before(&mut self, una: u32, mut removed: impl FnMut(InFlight<P>)) {
-        while !self.slots.is_empty() && diff(una, self.base) > 0 {
+        while self.sent > 0 && diff(una, self.base) > 0 {
             if let Some(seg) = self.slots.pop_front().flatten() {
                 self.live -= 1;
                 removed(seg);
             }
+            self.sent -= 1;
             self.base = self.base.wrapping_add(1);
         }
         self.trim_front();
     }
 
     fn trim_front(&mut self) {
-        while let Some(None) = self.slots.front() {
-            self.slots.pop_front();
-            self.base = self.base.wrapping_add(1);
+        while self.sent > 0 {
+            match self.slots.front() {
+                Some(None) => {
+                    self.slots.pop_front();
+                    self.sent -= 1;
+                    self.base = self.base.wrapping_add(1);
+                }
+                _ => break,
+            }
         }
     }
 
-    /// The first segment at or after `sn`, in send order, for which `due`
-    /// holds; `None` when there is none. The scan runs over the ring's
+    /// The first segment in flight at or after `sn`, in send order, for which
+    /// `due` holds; `None` when there is none. The scan runs over the ring's
     /// memory directly, as flush calls it for every segment in flight.
     #[inline]
     pub fn next_due(&self, sn: u32, mut due: impl FnMut(&InFlight<P>) -> bool) -> Option<u32> {
@@ -126,7 +184,7 @@ impl<P> SendWindow<P> {
         } else {
             sn.wrapping_sub(self.base) as usize
         };
-        if start >= self.slots.len() {
+        if start >= self.sent {
             return None;
         }
         fn hit<P>(
@@ -138,28 +196,33 @@ impl<P> SendWindow<P> {
                 .position(|slot| matches!(slot, Some(seg) if due(seg)))
         }
         let (front, back) = self.slots.as_slices();
+        let end = self.sent;
         let offset = if start < front.len() {
-            match hit(&front[start..], &mut due) {
+            let first = &front[start..end.min(front.len())];
+            match hit(first, &mut due) {
                 Some(i) => Some(start + i),
-                None => hit(back, &mut due).map(|i| front.len() + i),
+                None if end > front.len() => {
+                    hit(&back[..end - front.len()], &mut due).map(|i| front.len() + i)
+                }
+                None => None,
             }
         } else {
             let from = start - front.len();
-            hit(&back[from..], &mut due).map(|i| front.len() + from + i)
+            hit(&back[from..end - front.len()], &mut due).map(|i| front.len() + from + i)
         };
         offset.map(|i| self.base.wrapping_add(i as u32))
     }
 
-    /// Segments in send order.
+    /// Segments in flight, in send order.
     pub fn iter(&self) -> impl Iterator<Item = &InFlight<P>> {
-        self.slots.iter().flatten()
+        self.slots.range(..self.sent).flatten()
     }
 
-    /// Segments with `sn` up to and including `last`, in send order.
+    /// Segments in flight with `sn` up to and including `last`, in send order.
     pub fn iter_mut_through(&mut self, last: u32) -> impl Iterator<Item = &mut InFlight<P>> {
         let end = match diff(last, self.base) {
             d if d < 0 => 0,
-            d => (d as usize + 1).min(self.slots.len()),
+            d => (d as usize + 1).min(self.sent),
         };
         self.slots.range_mut(..end).flatten()
     }
@@ -169,28 +232,20 @@ impl<P> SendWindow<P> {
 mod tests {
     use super::*;
 
-    fn seg(sn: u32) -> InFlight<()> {
-        InFlight {
-            conv: 0,
-            frg: 0,
-            wnd: 0,
-            ts: 0,
-            sn,
-            una: 0,
-            resendts: 0,
-            rto: 0,
-            fastack: 0,
-            xmit: 0,
-            data: (),
+    /// A window whose `base` starts at `first`, with `count` segments sent.
+    fn window(first: u32, count: u32) -> SendWindow<()> {
+        let mut w = SendWindow::new();
+        w.base = first;
+        for i in 0..count {
+            w.queue(InFlight::queued(0, ()));
+            w.start_next().unwrap().sn = first.wrapping_add(i);
         }
+        w
     }
 
     #[test]
     fn holes_are_trimmed_once_the_front_is_acked() {
-        let mut w = SendWindow::new();
-        for sn in 10..15 {
-            w.push(seg(sn));
-        }
+        let mut w = window(10, 5);
         assert!(w.remove(12).is_some());
         assert!(w.remove(12).is_none());
         assert_eq!(w.first_sn(), Some(10));
@@ -202,10 +257,7 @@ mod tests {
 
     #[test]
     fn cumulative_ack_across_wrap() {
-        let mut w = SendWindow::new();
-        for i in 0..6u32 {
-            w.push(seg((u32::MAX - 2).wrapping_add(i)));
-        }
+        let mut w = window(u32::MAX - 2, 6);
         w.remove_before(1, drop);
         assert_eq!(w.first_sn(), Some(1));
         assert_eq!(w.len(), 2);
@@ -215,15 +267,32 @@ mod tests {
 
     #[test]
     fn walking_skips_holes() {
-        let mut w = SendWindow::new();
-        for sn in 0..5 {
-            w.push(seg(sn));
-        }
+        let mut w = window(0, 5);
         w.remove(1);
         w.remove(2);
         assert_eq!(w.next_due(1, |_| true), Some(3));
         assert_eq!(w.next_due(0, |seg| seg.sn > 3), Some(4));
         assert_eq!(w.next_due(5, |_| true), None);
         assert_eq!(w.iter_mut_through(3).count(), 2);
+    }
+
+    #[test]
+    fn queued_segments_are_invisible_to_acks_and_walks() {
+        let mut w = window(100, 2);
+        w.queue(InFlight::queued(1, ()));
+        w.queue(InFlight::queued(0, ()));
+        assert_eq!((w.len(), w.queued()), (2, 2));
+        // An ACK or una beyond what was sent touches only what is in flight.
+        assert!(w.remove(102).is_none());
+        w.remove_before(110, drop);
+        assert_eq!((w.len(), w.queued(), w.first_sn()), (0, 2, None));
+        assert_eq!(w.next_due(0, |_| true), None);
+        assert_eq!(w.iter().count(), 0);
+        assert_eq!(w.last_queued_mut().map(|s| s.frg), Some(0));
+        // The queue starts where the acknowledged ones ended.
+        assert_eq!(w.base, 102);
+        assert_eq!(w.start_next().map(|s| s.frg), Some(1));
+        assert_eq!((w.len(), w.queued()), (1, 1));
+        assert_eq!(w.get(102).map(|s| s.frg), Some(1));
     }
 }
