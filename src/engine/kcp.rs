@@ -573,25 +573,31 @@ impl<P: Payload> Kcp<P> {
         let mut copied = 0usize;
         let mut total = 0i32;
         let mut index = 0usize;
-        loop {
-            let at = if peek { index } else { 0 };
-            let Some(frag) = self.rcv_queue.get(at) else {
-                break;
-            };
-            let (sn, frg) = (frag.sn, frag.frg);
-            let bytes = frag.data.as_bytes();
+        // `len >= peeksize` guarantees room; stay in bounds regardless.
+        let mut copy_out = |bytes: &[u8]| {
             if let Some(out) = buf.as_deref_mut() {
-                // `len >= peeksize` guarantees room; stay in bounds regardless.
                 let room = out.len().saturating_sub(copied).min(bytes.len());
                 out[copied..copied + room].copy_from_slice(&bytes[..room]);
                 copied += room;
             }
             total = total.wrapping_add(bytes.len() as i32);
-            if peek {
+        };
+        loop {
+            let (sn, frg) = if peek {
+                let Some(frag) = self.rcv_queue.get(index) else {
+                    break;
+                };
+                copy_out(frag.data.as_bytes());
                 index += 1;
-            } else if let Some(done) = self.rcv_queue.pop_front() {
-                self.recycle(done.data);
-            }
+                (frag.sn, frag.frg)
+            } else {
+                let Some(frag) = self.rcv_queue.pop_front() else {
+                    break;
+                };
+                copy_out(frag.data.as_bytes());
+                self.recycle(frag.data);
+                (frag.sn, frag.frg)
+            };
             self.log(host, LogMask::RECV, format_args!("recv sn={sn}"));
             if frg == 0 {
                 break;
@@ -608,7 +614,11 @@ impl<P: Payload> Kcp<P> {
 
     /// Moves segments that are now in order from the receive window to the
     /// receive queue, while the queue has room.
+    #[inline]
     fn drain_in_order(&mut self) {
+        if self.rcv_buf.len() == 0 {
+            return;
+        }
         while self.nrcv_que() < self.rcv_wnd {
             let Some(frag) = self.rcv_buf.pop_next(self.rcv_nxt) else {
                 break;
