@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Runs the benchmark suite (ours vs the reference ikcp.c, same process) and
-# writes BENCHMARKS.md and docs/window_scaling.png. A few minutes on 2 cores.
+# Runs the benchmark suite (ours vs the reference ikcp.c in one process, and
+# the async layer against tokio_kcp and TCP on loopback) and writes
+# BENCHMARKS.md and docs/window_scaling.png. A few minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# valgrind (instruction counts) comes from the project's own install script.
+bash scripts/install-test-deps.sh
 
 # Our C ABI, for the capi_overhead group (dlopen'ed from target/release).
 cargo build --release -p ikcp --lib
@@ -10,5 +14,24 @@ cargo build --release -p ikcp --lib
 cargo bench -p ikcp-bench --bench engine -- --noplot
 cargo bench -p ikcp-bench --bench memory | tee target/bench-memory.txt
 
+# Instructions executed for one transfer, counted by cachegrind: unlike time,
+# the same on every run of the same binary.
+cargo build --release -p ikcp-bench --example profile_transfer
+: > target/bench-instructions.txt
+for workload in "128 20 0 1 1024" "4096 20 2 1 1024" "1024 1 0 1 64"; do
+    for who in ours reference; do
+        # shellcheck disable=SC2086
+        refs=$(valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
+            target/release/examples/profile_transfer "$who" $workload 2>&1 |
+            sed -n 's/.*I *refs: *//p' | tr -d ,)
+        echo "instructions $who ${workload// /_} $refs" | tee -a target/bench-instructions.txt
+    done
+done
+
+if [ -f benches/benches/async_loopback.rs ]; then
+    cargo bench -p ikcp-bench --bench async_loopback
+fi
+
 python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install --quiet matplotlib
-python3 scripts/bench-report.py target/criterion target/bench-memory.txt
+python3 scripts/bench-report.py target/criterion target/bench-memory.txt \
+    target/bench-instructions.txt target/bench-async.json
