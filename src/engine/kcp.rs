@@ -657,11 +657,11 @@ impl<P: Payload> Kcp<P> {
         if diff(sn, self.snd_una) < 0 || diff(sn, self.snd_nxt) >= 0 {
             return;
         }
-        for seg in self.snd_buf.iter_mut_through(sn) {
+        self.snd_buf.for_each_through(sn, |seg| {
             if seg.sn != sn && diff(ts, seg.ts) >= 0 {
                 seg.fastack = seg.fastack.wrapping_add(1);
             }
-        }
+        });
     }
 
     fn ack_push(&mut self, sn: u32, ts: u32) {

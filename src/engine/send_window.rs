@@ -58,6 +58,14 @@ pub(crate) struct SendWindow<P> {
     sent: usize,
     /// Segments in flight (not holes).
     live: usize,
+    /// One past the highest sequence number acknowledged one by one (never
+    /// behind `base`): every segment before it that is still in flight was
+    /// skipped by an acknowledgement, i.e. is probably lost.
+    ack_frontier: u32,
+    /// Those skipped segments' numbers, ascending (some may since have been
+    /// acknowledged). Fast-retransmit counting visits only these, not the
+    /// acknowledged holes between them.
+    skipped: VecDeque<u32>,
 }
 
 impl<P> SendWindow<P> {
@@ -67,6 +75,8 @@ impl<P> SendWindow<P> {
             base: 0,
             sent: 0,
             live: 0,
+            ack_frontier: 0,
+            skipped: VecDeque::new(),
         }
     }
 
@@ -143,6 +153,18 @@ impl<P> SendWindow<P> {
         let off = self.offset(sn)?;
         let seg = self.slots[off].take()?;
         self.live -= 1;
+        let frontier = self.frontier_offset();
+        if off >= frontier {
+            // Everything still in flight between the old frontier and `sn`
+            // has just been skipped. Each slot is passed at most once.
+            for (i, slot) in self.slots.range(frontier..off).enumerate() {
+                if slot.is_some() {
+                    let skipped = self.base.wrapping_add((frontier + i) as u32);
+                    self.skipped.push_back(skipped);
+                }
+            }
+            self.ack_frontier = sn.wrapping_add(1);
+        }
         self.trim_front();
         Some(seg)
     }
@@ -171,6 +193,24 @@ impl<P> SendWindow<P> {
                 }
                 _ => break,
             }
+        }
+        if diff(self.ack_frontier, self.base) < 0 {
+            self.ack_frontier = self.base;
+        }
+        while let Some(&first) = self.skipped.front() {
+            if diff(first, self.base) >= 0 {
+                break;
+            }
+            self.skipped.pop_front();
+        }
+    }
+
+    /// Offset of the acknowledgement frontier from `base` (0 when behind).
+    #[inline]
+    fn frontier_offset(&self) -> usize {
+        match diff(self.ack_frontier, self.base) {
+            d if d <= 0 => 0,
+            d => (d as usize).min(self.sent),
         }
     }
 
@@ -218,13 +258,31 @@ impl<P> SendWindow<P> {
         self.slots.range(..self.sent).flatten()
     }
 
-    /// Segments in flight with `sn` up to and including `last`, in send order.
-    pub fn iter_mut_through(&mut self, last: u32) -> impl Iterator<Item = &mut InFlight<P>> {
-        let end = match diff(last, self.base) {
-            d if d < 0 => 0,
-            d => (d as usize + 1).min(self.sent),
-        };
-        self.slots.range_mut(..end).flatten()
+    /// Calls `f` with every segment in flight whose `sn` is at most `last`,
+    /// in send order. Behind the acknowledgement frontier only the skipped
+    /// segments are visited, so acknowledged holes cost nothing.
+    pub fn for_each_through(&mut self, last: u32, mut f: impl FnMut(&mut InFlight<P>)) {
+        if self.live == 0 || diff(last, self.base) < 0 {
+            return;
+        }
+        let end = (diff(last, self.base) as usize + 1).min(self.sent);
+        let frontier = self.frontier_offset().min(end);
+        let (slots, base) = (&mut self.slots, self.base);
+        // Skipped numbers since acknowledged are dropped on the way.
+        self.skipped.retain(|&sn| {
+            let off = sn.wrapping_sub(base) as usize;
+            match slots.get_mut(off) {
+                Some(Some(seg)) if off < frontier => {
+                    f(seg);
+                    true
+                }
+                Some(Some(_)) => true,
+                _ => false,
+            }
+        });
+        for seg in slots.range_mut(frontier..end).flatten() {
+            f(seg);
+        }
     }
 }
 
@@ -236,6 +294,7 @@ mod tests {
     fn window(first: u32, count: u32) -> SendWindow<()> {
         let mut w = SendWindow::new();
         w.base = first;
+        w.ack_frontier = first;
         for i in 0..count {
             w.queue(InFlight::queued(0, ()));
             w.start_next().unwrap().sn = first.wrapping_add(i);
@@ -273,7 +332,42 @@ mod tests {
         assert_eq!(w.next_due(1, |_| true), Some(3));
         assert_eq!(w.next_due(0, |seg| seg.sn > 3), Some(4));
         assert_eq!(w.next_due(5, |_| true), None);
-        assert_eq!(w.iter_mut_through(3).count(), 2);
+        let mut seen = Vec::new();
+        w.for_each_through(3, |seg| seen.push(seg.sn));
+        assert_eq!(seen, [0, 3]);
+    }
+
+    fn visited_through(w: &mut SendWindow<()>, last: u32) -> Vec<u32> {
+        let mut seen = Vec::new();
+        w.for_each_through(last, |seg| seen.push(seg.sn));
+        seen
+    }
+
+    #[test]
+    fn fast_ack_walk_visits_every_segment_in_flight_and_no_hole() {
+        let mut w = window(0, 10);
+        w.remove(3);
+        w.remove(1);
+        w.remove(7);
+        assert_eq!(visited_through(&mut w, 8), [0, 2, 4, 5, 6, 8]);
+        assert_eq!(visited_through(&mut w, 4), [0, 2, 4]);
+        // An older ACK arriving late does not move the frontier back.
+        w.remove(5);
+        assert_eq!(visited_through(&mut w, 9), [0, 2, 4, 6, 8, 9]);
+        w.remove_before(4, drop);
+        assert_eq!(visited_through(&mut w, 9), [4, 6, 8, 9]);
+        w.remove_before(9, drop);
+        assert_eq!(visited_through(&mut w, 20), [9]);
+    }
+
+    #[test]
+    fn fast_ack_walk_across_sequence_wrap() {
+        let mut w = window(u32::MAX - 3, 8);
+        w.remove(1);
+        assert_eq!(
+            visited_through(&mut w, 2),
+            [u32::MAX - 3, u32::MAX - 2, u32::MAX - 1, u32::MAX, 0, 2]
+        );
     }
 
     #[test]
