@@ -149,19 +149,15 @@ impl<P> SendWindow<P> {
     }
 
     /// Takes out the segment `sn` (an ACK for it arrived), if it was in flight.
+    #[inline]
     pub fn remove(&mut self, sn: u32) -> Option<InFlight<P>> {
         let off = self.offset(sn)?;
         let seg = self.slots[off].take()?;
         self.live -= 1;
         let frontier = self.frontier_offset();
         if off >= frontier {
-            // Everything still in flight between the old frontier and `sn`
-            // has just been skipped. Each slot is passed at most once.
-            for (i, slot) in self.slots.range(frontier..off).enumerate() {
-                if slot.is_some() {
-                    let skipped = self.base.wrapping_add((frontier + i) as u32);
-                    self.skipped.push_back(skipped);
-                }
+            if off > frontier {
+                self.skip_range(frontier, off);
             }
             self.ack_frontier = sn.wrapping_add(1);
         }
@@ -183,6 +179,18 @@ impl<P> SendWindow<P> {
         self.trim_front();
     }
 
+    /// Records the segments still in flight at offsets `from..to` as skipped
+    /// by an acknowledgement. Each slot is passed at most once.
+    fn skip_range(&mut self, from: usize, to: usize) {
+        for (i, slot) in self.slots.range(from..to).enumerate() {
+            if slot.is_some() {
+                let skipped = self.base.wrapping_add((from + i) as u32);
+                self.skipped.push_back(skipped);
+            }
+        }
+    }
+
+    #[inline]
     fn trim_front(&mut self) {
         while self.sent > 0 {
             match self.slots.front() {
@@ -197,6 +205,12 @@ impl<P> SendWindow<P> {
         if diff(self.ack_frontier, self.base) < 0 {
             self.ack_frontier = self.base;
         }
+        if !self.skipped.is_empty() {
+            self.forget_skipped_before_base();
+        }
+    }
+
+    fn forget_skipped_before_base(&mut self) {
         while let Some(&first) = self.skipped.front() {
             if diff(first, self.base) >= 0 {
                 break;
