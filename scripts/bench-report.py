@@ -102,7 +102,7 @@ body += [
     "### Memory",
     "",
     "Bytes allocated, counted by a counting global allocator on our side and by `ikcp_allocator`",
-    "hooks on the reference side (`cargo bench -p ikcp-bench --bench memory`).",
+    "hooks on the reference side (`cargo bench -p ikcp-bench --profile bench-noabi --bench memory`).",
     "",
     "| what | ours | reference |",
     "|---|---|---|",
@@ -151,7 +151,7 @@ if asyncres:
     names = {"ours": "ikcp `KcpStream`", "tokio_kcp": "tokio_kcp 0.9.8", "kcp_go": "kcp-go (plain mode)", "tcp": "tokio `TcpStream`"}
     body += [
         "Real UDP (TCP) sockets on 127.0.0.1, client and server in one process, tokio multi-thread runtime",
-        "(`cargo bench -p ikcp-bench --bench async_loopback`). Settings: " + asyncres.get("settings", "see the bench source") + ".",
+        "(`cargo bench -p ikcp-bench --profile bench-noabi --bench async_loopback`). Settings: " + asyncres.get("settings", "see the bench source") + ".",
         "",
         "| implementation | bulk MB/s | RTT p50 µs | RTT p99 µs | RTT mean µs |",
         "|---|---|---|---|---|",

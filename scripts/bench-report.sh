@@ -11,25 +11,25 @@ bash scripts/install-test-deps.sh
 # Our C ABI, for the capi_overhead group (dlopen'ed from target/release).
 cargo build --release -p ikcp --lib
 # Only the bench package is selected, so the `capi` feature stays off there.
-cargo bench -p ikcp-bench --bench engine -- --noplot
-cargo bench -p ikcp-bench --bench memory | tee target/bench-memory.txt
+cargo bench -p ikcp-bench --profile bench-noabi --bench engine -- --noplot
+cargo bench -p ikcp-bench --profile bench-noabi --bench memory | tee target/bench-memory.txt
 
 # Instructions executed for one transfer, counted by cachegrind: unlike time,
 # the same on every run of the same binary.
-cargo build --release -p ikcp-bench --example profile_transfer
+cargo build --profile bench-noabi -p ikcp-bench --example profile_transfer
 : > target/bench-instructions.txt
 for workload in "128 20 0 1 1024" "4096 20 2 1 1024" "1024 1 0 1 64"; do
     for who in ours reference; do
         # shellcheck disable=SC2086
         refs=$(valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
-            target/release/examples/profile_transfer "$who" $workload 2>&1 |
+            target/bench-noabi/examples/profile_transfer "$who" $workload 2>&1 |
             sed -n 's/.*I *refs: *//p' | tr -d ,)
         echo "instructions $who ${workload// /_} $refs" | tee -a target/bench-instructions.txt
     done
 done
 
 if [ -f benches/benches/async_loopback.rs ]; then
-    cargo bench -p ikcp-bench --bench async_loopback
+    cargo bench -p ikcp-bench --profile bench-noabi --bench async_loopback
 fi
 
 python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install --quiet matplotlib

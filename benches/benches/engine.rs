@@ -175,7 +175,8 @@ fn input_parse(c: &mut Criterion) {
     g.finish();
 }
 
-/// The same bulk transfer through our C ABI and through our Rust API.
+/// The same bulk transfer through our C ABI, our Rust API and the
+/// reference's C functions.
 fn capi_overhead(c: &mut Criterion) {
     let Some(api) = CApi::ours() else {
         eprintln!("capi_overhead skipped: build target/release/libkcp.so first (cargo build --release -p ikcp)");
@@ -195,6 +196,14 @@ fn capi_overhead(c: &mut Criterion) {
     g.bench_function(BenchmarkId::new("ours_capi", "c_abi"), |bench| {
         bench.iter_batched(
             || pair_c(api, mode),
+            |(mut a, mut b)| transfer(&mut a, &mut b, &mut 0, COUNT, 1024, 2, 1024),
+            BatchSize::PerIteration,
+        )
+    });
+    // The same calls into the reference: what a C program gains by relinking.
+    g.bench_function(BenchmarkId::new("reference", "c_abi"), |bench| {
+        bench.iter_batched(
+            || pair_c(CApi::reference(), mode),
             |(mut a, mut b)| transfer(&mut a, &mut b, &mut 0, COUNT, 1024, 2, 1024),
             BatchSize::PerIteration,
         )

@@ -3,11 +3,11 @@
 //! doing nothing else:
 //!
 //! ```text
-//! cargo build --release -p ikcp-bench --example profile_transfer
-//! valgrind --tool=callgrind target/release/examples/profile_transfer ours 4096 20 2 3
+//! cargo build --profile bench-noabi -p ikcp-bench --example profile_transfer
+//! valgrind --tool=callgrind target/bench-noabi/examples/profile_transfer ours 4096 20 2 3
 //! ```
 //!
-//! Arguments: `ours|reference`, window, one-way delay in ticks, loss
+//! Arguments: `ours|reference|capi` (our Rust API, upstream's C, our C ABI), window, one-way delay in ticks, loss
 //! percent, repetitions (each a fresh pair moving 16,384 messages), message
 //! size in bytes (default 1024).
 
@@ -26,8 +26,12 @@ fn main() {
     let mut wire = 0;
     for _ in 0..reps {
         wire += match which {
-            "reference" => {
-                let api = CApi::reference();
+            "reference" | "capi" => {
+                let api = if which == "capi" {
+                    CApi::ours().expect("build target/release/libkcp.so first")
+                } else {
+                    CApi::reference()
+                };
                 let (mut a, mut b) = (CEndpoint::new(api, 1, mode), CEndpoint::new(api, 1, mode));
                 bulk_over_link(&mut link, &mut a, &mut b, 16 * 1024, size, window)
             }

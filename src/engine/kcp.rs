@@ -1215,12 +1215,6 @@ impl<P: Payload> Kcp<P> {
         }
         0
     }
-
-    /// `ikcp_waitsnd`.
-    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
-    pub(crate) fn waitsnd_raw(&self) -> i32 {
-        self.nsnd_buf().wrapping_add(self.nsnd_que()) as i32
-    }
 }
 
 #[cfg(test)]

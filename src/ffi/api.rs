@@ -76,6 +76,11 @@ pub unsafe extern "C" fn ikcp_recv(kcp: *mut ikcpcb, buffer: *mut c_char, len: c
     if kcp.is_null() {
         return -1;
     }
+    // SAFETY: live object (caller contract). The common "nothing yet" answer
+    // needs no field synchronisation.
+    if unsafe { control::receive_queue_is_empty(kcp) } {
+        return -1;
+    }
     guarded(-1, || {
         let room = if len == c_int::MIN {
             0
@@ -259,10 +264,10 @@ pub unsafe extern "C" fn ikcp_waitsnd(kcp: *const ikcpcb) -> c_int {
     if kcp.is_null() {
         return -1;
     }
-    // SAFETY: live object (caller contract); see ikcp_check about `const`.
-    guarded(-1, || unsafe {
-        enter(kcp.cast_mut(), |k, _| k.waitsnd_raw())
-    })
+    // Like upstream, the sum of the two published counters (kept current
+    // after every call), read without entering the engine.
+    // SAFETY: live object (caller contract).
+    unsafe { (*kcp).nsnd_buf.wrapping_add((*kcp).nsnd_que) as c_int }
 }
 
 /// No-delay tuning; the fastest setting is `ikcp_nodelay(kcp, 1, 10, 2, 1)`.

@@ -11,7 +11,7 @@
 use std::ffi::CString;
 use std::os::raw::{c_char, c_int};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::ptr::{self, addr_of_mut, NonNull};
+use std::ptr::{self, addr_of, addr_of_mut, NonNull};
 
 use super::alloc::{allocate, deallocate, HookBuf, Release};
 use super::types::IKCPCB;
@@ -170,6 +170,27 @@ pub unsafe fn enter<R>(kcp: *mut IKCPCB, f: impl FnOnce(&mut Engine, &mut Callba
             destroy(ctl);
         }
         result.unwrap_or_else(|panic| resume_unwind(panic))
+    }
+}
+
+/// Whether the object has no message waiting: `ikcp_recv`'s first test,
+/// answered without the field copies of [`enter`] (nothing changes, and no
+/// program-writable field is read).
+///
+/// # Safety
+/// `kcp` must come from [`create`], not released, and not NULL.
+pub unsafe fn receive_queue_is_empty(kcp: *const IKCPCB) -> bool {
+    let ctl = kcp.cast::<Control>();
+    // SAFETY: `ctl` is live (caller contract). During a callback `active` is
+    // the outer call's engine, which that call does not touch until the
+    // callback returns; a shared read of it is fine.
+    unsafe {
+        let engine: *const Engine = if (*ctl).active.is_null() {
+            addr_of!((*ctl).engine)
+        } else {
+            (*ctl).active
+        };
+        (*engine).recv_queue_len() == 0
     }
 }
 
