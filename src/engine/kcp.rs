@@ -87,6 +87,12 @@ pub struct Kcp<P: Payload = SegmentBuf> {
     /// Datagram assembly buffer, reused across flushes.
     buffer: Vec<u8>,
     pool: PayloadPool<P>,
+    /// Segments whose buffers a host is reading as datagrams right now (see
+    /// [`Host::transmit_lent`]); nested while callbacks re-enter.
+    lent: Vec<u32>,
+    /// Buffers of lent segments acknowledged meanwhile, recycled once the
+    /// host is done with them.
+    lent_acked: Vec<(u32, P)>,
     /// When data last moved (ms), and the received-segment count then.
     busy_at: u32,
     segments_in_at_busy: u64,
@@ -150,6 +156,8 @@ impl<P: Payload> Kcp<P> {
             acklist: Vec::new(),
             buffer: Vec::new(),
             pool: PayloadPool::new(),
+            lent: Vec::new(),
+            lent_acked: Vec::new(),
             busy_at: 0,
             segments_in_at_busy: 0,
             stats: Stats::default(),
@@ -640,6 +648,36 @@ impl<P: Payload> Kcp<P> {
         self.pool.give(buf, limit);
     }
 
+    /// Recycles the buffer of an acknowledged segment, unless a host is still
+    /// reading it as a datagram.
+    #[inline]
+    fn retire(&mut self, sn: u32, data: P) {
+        if self.lent.contains(&sn) {
+            self.lent_acked.push((sn, data));
+        } else {
+            self.recycle(data);
+        }
+    }
+
+    /// The datagram (header room and payload) of in-flight segment `sn`
+    /// whose buffer is lent to the host by [`Host::transmit_lent`]. While
+    /// lent, the buffer is neither freed, reused nor written, even if the
+    /// segment is acknowledged or sent again meanwhile; so its address may be
+    /// handed to code that re-enters the engine.
+    pub(crate) fn lent_datagram(&self, sn: u32) -> Option<&[u8]> {
+        if !self.lent.contains(&sn) {
+            return None;
+        }
+        match self.snd_buf.get(sn) {
+            Some(seg) => Some(seg.data.framed()),
+            None => self
+                .lent_acked
+                .iter()
+                .find(|(acked, _)| *acked == sn)
+                .map(|(_, data)| data.framed()),
+        }
+    }
+
     fn shrink_buf(&mut self) {
         self.snd_una = self.snd_buf.first_sn().unwrap_or(self.snd_nxt);
     }
@@ -649,7 +687,7 @@ impl<P: Payload> Kcp<P> {
             return;
         }
         if let Some(seg) = self.snd_buf.remove(sn) {
-            self.recycle(seg.data);
+            self.retire(seg.sn, seg.data);
         }
     }
 
@@ -775,9 +813,14 @@ impl<P: Payload> Kcp<P> {
             // ACK runs and pure data).
             if diff(hdr.una, self.snd_una) > 0 {
                 let pool_limit = self.pool_limit();
-                let pool = &mut self.pool;
-                self.snd_buf
-                    .remove_before(hdr.una, |seg| pool.give(seg.data, pool_limit));
+                let (pool, lent, lent_acked) = (&mut self.pool, &self.lent, &mut self.lent_acked);
+                self.snd_buf.remove_before(hdr.una, |seg| {
+                    if lent.contains(&seg.sn) {
+                        lent_acked.push((seg.sn, seg.data));
+                    } else {
+                        pool.give(seg.data, pool_limit);
+                    }
+                });
                 self.shrink_buf();
             }
 
@@ -890,8 +933,20 @@ impl<P: Payload> Kcp<P> {
         self.log(host, LogMask::OUTPUT, format_args!("[RO] {size} bytes"));
         self.stats.datagrams_out += 1;
         self.stats.bytes_out += size as u64;
-        if let Some(seg) = self.snd_buf.get(sn) {
-            host.transmit_detached(seg.data.framed());
+        if H::DETACHED {
+            if let Some(seg) = self.snd_buf.get(sn) {
+                host.transmit_detached(seg.data.framed());
+            }
+            return;
+        }
+        self.lent.push(sn);
+        host.transmit_lent(self, sn);
+        self.lent.pop();
+        if !self.lent_acked.is_empty() && !self.lent.contains(&sn) {
+            if let Some(at) = self.lent_acked.iter().position(|(acked, _)| *acked == sn) {
+                let (_, data) = self.lent_acked.swap_remove(at);
+                self.recycle(data);
+            }
         }
     }
 
@@ -1107,7 +1162,9 @@ impl<P: Payload> Kcp<P> {
                 una: seg.una,
                 len: seg.data.len() as u32,
             };
-            let room = if H::DETACHED && buf.is_empty() {
+            // A lent buffer is being read by the host: its header room is
+            // not rewritten (this is a nested flush; copy instead).
+            let room = if buf.is_empty() && !self.lent.contains(&sn) {
                 seg.data.header_room()
             } else {
                 None

@@ -75,6 +75,17 @@ pub(crate) trait Host<P: Payload> {
     /// [`Host::DETACHED`] is true.
     fn transmit_detached(&mut self, _datagram: &[u8]) {}
 
+    /// Sends in-flight segment `sn` as a datagram straight from its buffer
+    /// (header in its header room), for hosts that must lend the engine to
+    /// their callback. Until this returns the engine keeps that buffer
+    /// allocated and unchanged (see [`Kcp::lent_datagram`]), whatever the
+    /// callback does to the engine. This default copies it out first.
+    fn transmit_lent(&mut self, kcp: &mut Kcp<P>, sn: u32) {
+        if let Some(bytes) = kcp.lent_datagram(sn).map(<[u8]>::to_vec) {
+            self.transmit(kcp, &bytes);
+        }
+    }
+
     fn wants_log(&self) -> bool;
     fn log(&mut self, kcp: &mut Kcp<P>, mask: LogMask, line: &str);
 }

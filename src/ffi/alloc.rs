@@ -12,7 +12,7 @@ use std::os::raw::c_void;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::engine::Payload;
+use crate::engine::{Payload, HEADER_LEN};
 
 /// `void *(*)(size_t)`
 pub type MallocHook = unsafe extern "C" fn(usize) -> *mut c_void;
@@ -103,17 +103,29 @@ unsafe fn copy_parts(dst: *mut u8, parts: &[&[u8]]) {
     }
 }
 
+impl HookBuf {
+    /// Start of the payload, after the header room.
+    fn payload_ptr(&self) -> *mut u8 {
+        // SAFETY: every allocation holds `HEADER_LEN + capacity` bytes.
+        unsafe { self.ptr.as_ptr().add(HEADER_LEN) }
+    }
+}
+
 impl Payload for HookBuf {
     fn concat(parts: &[&[u8]]) -> Option<Self> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         // Upstream allocates every segment, even an empty one, so a refusing
-        // allocator fails an empty send too; one byte keeps that behaviour
-        // without relying on what malloc(0) returns.
-        let capacity = len.max(1);
-        let (ptr, release) = allocate(capacity)?;
-        // SAFETY: `ptr` has `capacity >= len` writable bytes; fresh memory
-        // cannot overlap the sources.
-        unsafe { copy_parts(ptr.as_ptr(), parts) };
+        // allocator fails an empty send too (the header room guarantees a
+        // non-zero size, whatever malloc(0) would return).
+        let capacity = len;
+        let (ptr, release) = allocate(HEADER_LEN + capacity)?;
+        // SAFETY: the allocation has `HEADER_LEN + capacity` writable bytes;
+        // the header room starts zeroed so every byte is initialised; fresh
+        // memory cannot overlap the sources.
+        unsafe {
+            std::ptr::write_bytes(ptr.as_ptr(), 0, HEADER_LEN);
+            copy_parts(ptr.as_ptr().add(HEADER_LEN), parts);
+        }
         Some(HookBuf {
             ptr,
             len,
@@ -129,16 +141,29 @@ impl Payload for HookBuf {
         if hooks_installed() || len > self.capacity {
             return false;
         }
-        // SAFETY: `ptr` has `capacity >= len` bytes; the parts are shared
-        // borrows, so none of them is this (exclusively borrowed) buffer.
-        unsafe { copy_parts(self.ptr.as_ptr(), parts) };
+        // SAFETY: the payload area has `capacity >= len` bytes; the parts
+        // are shared borrows, so none of them is this (exclusively borrowed)
+        // buffer.
+        unsafe { copy_parts(self.payload_ptr(), parts) };
         self.len = len;
         true
     }
 
+    fn header_room(&mut self) -> Option<&mut [u8; HEADER_LEN]> {
+        // SAFETY: the first `HEADER_LEN` bytes are the initialised header
+        // room, owned by `self` and exclusively borrowed here.
+        Some(unsafe { &mut *self.ptr.as_ptr().cast::<[u8; HEADER_LEN]>() })
+    }
+
+    fn framed(&self) -> &[u8] {
+        // SAFETY: header room and `len` payload bytes are initialised and
+        // owned by `self`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), HEADER_LEN + self.len) }
+    }
+
     fn as_bytes(&self) -> &[u8] {
-        // SAFETY: `ptr` holds at least `len` initialised bytes owned by `self`.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        // SAFETY: the payload area holds `len` initialised bytes owned by `self`.
+        unsafe { std::slice::from_raw_parts(self.payload_ptr(), self.len) }
     }
 }
 

@@ -238,6 +238,24 @@ impl Host<HookBuf> for CallbackHost {
         });
     }
 
+    fn transmit_lent(&mut self, engine: &mut Engine, sn: u32) {
+        let Some(datagram) = engine.lent_datagram(sn) else {
+            return;
+        };
+        let (bytes, len) = (datagram.as_ptr(), datagram.len());
+        self.call_out(engine, |kcp| {
+            // SAFETY: `kcp` is live. `bytes` points into the segment's own
+            // buffer, which the engine keeps allocated and unwritten until
+            // this method returns (`lent_datagram`'s contract), even if the
+            // callback re-enters and acknowledges or resends the segment.
+            unsafe {
+                if let Some(output) = (*kcp).output {
+                    output(bytes.cast::<c_char>(), len as c_int, kcp, (*kcp).user);
+                }
+            }
+        });
+    }
+
     fn wants_log(&self) -> bool {
         // SAFETY: `kcp` is live; reading one field.
         unsafe { (*self.kcp).writelog.is_some() }
