@@ -147,8 +147,14 @@ if os.path.exists(async_file):
         asyncres = json.load(f)
 body += ["### Async layer on loopback", ""]
 if asyncres:
-    impls = [i for i in ("ours", "tokio_kcp", "kcp_go", "tcp") if i in asyncres.get("bulk", {})]
-    names = {"ours": "ikcp `KcpStream`", "tokio_kcp": "tokio_kcp 0.9.8", "kcp_go": "kcp-go (plain mode)", "tcp": "tokio `TcpStream`"}
+    impls = [i for i in ("ours", "tokio_kcp", "tokio_kcp_eager", "kcp_go", "tcp") if i in asyncres.get("bulk", {})]
+    names = {
+        "ours": "ikcp `KcpStream`",
+        "tokio_kcp": "tokio_kcp 0.9.8",
+        "tokio_kcp_eager": "tokio_kcp 0.9.8, `flush_write` + `flush_acks_input`",
+        "kcp_go": "kcp-go (plain mode)",
+        "tcp": "tokio `TcpStream`",
+    }
     body += [
         "Real UDP (TCP) sockets on 127.0.0.1, client and server in one process, tokio multi-thread runtime",
         "(`cargo bench -p ikcp-bench --profile bench-noabi --bench async_loopback`). Settings: " + asyncres.get("settings", "see the bench source") + ".",
@@ -194,10 +200,14 @@ mi, mr = memory.get(("idle_connection", "ours")), memory.get(("idle_connection",
 if mi is not None and mr is not None:
     target("memory per idle connection", f"{mi} vs {mr} bytes", "<= reference", mi <= mr)
 if asyncres and "tokio_kcp" in asyncres.get("bulk", {}):
-    o, t = asyncres["bulk"]["ours"]["mb_per_s"], asyncres["bulk"]["tokio_kcp"]["mb_per_s"]
-    target("KcpStream bulk vs tokio_kcp", f"{o:.1f} vs {t:.1f} MB/s", ">= tokio_kcp", o >= t)
-    o, t = asyncres["rtt"]["ours"]["p99_us"], asyncres["rtt"]["tokio_kcp"]["p99_us"]
-    target("KcpStream p99 RTT vs tokio_kcp", f"{o:.0f} vs {t:.0f} µs", "<= tokio_kcp", o <= t)
+    # Judged against tokio_kcp's better configuration of the two.
+    peers = [i for i in ("tokio_kcp", "tokio_kcp_eager") if i in asyncres["bulk"]]
+    o = asyncres["bulk"]["ours"]["mb_per_s"]
+    t = max(asyncres["bulk"][i]["mb_per_s"] for i in peers)
+    target("KcpStream bulk vs tokio_kcp (its best setting)", f"{o:.1f} vs {t:.1f} MB/s", ">= tokio_kcp", o >= t)
+    o = asyncres["rtt"]["ours"]["p99_us"]
+    t = min(asyncres["rtt"][i]["p99_us"] for i in peers)
+    target("KcpStream p99 RTT vs tokio_kcp (its best setting)", f"{o:.0f} vs {t:.0f} µs", "<= tokio_kcp", o <= t)
 
 lines = [
     "# Benchmarks",
