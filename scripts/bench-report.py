@@ -151,12 +151,13 @@ if os.path.exists(async_file):
         asyncres = json.load(f)
 body += ["### Async layer on loopback", ""]
 if asyncres:
-    impls = [i for i in ("ours", "tokio_kcp", "tokio_kcp_eager", "kcp_go", "tcp") if i in asyncres.get("bulk", {})]
+    impls = [i for i in ("ours", "tokio_kcp", "tokio_kcp_eager", "kcp_go", "kcp_go_eager", "tcp") if i in asyncres.get("bulk", {})]
     names = {
         "ours": "ikcp `KcpStream`",
         "tokio_kcp": "tokio_kcp 0.9.8",
         "tokio_kcp_eager": "tokio_kcp 0.9.8, `flush_write` + `flush_acks_input`",
-        "kcp_go": "kcp-go (plain mode)",
+        "kcp_go": "kcp-go 5.6.1 (plain mode)",
+        "kcp_go_eager": "kcp-go 5.6.1 (plain mode), `SetACKNoDelay(true)`",
         "tcp": "tokio `TcpStream`",
     }
     body += [

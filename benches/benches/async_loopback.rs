@@ -10,8 +10,10 @@
 //!   process), each after one exchange, then `IDLE_SECS` of nothing; the
 //!   process CPU time spent meanwhile (getrusage).
 //!
-//! Both KCP implementations use the same settings (see `SETTINGS`); tokio_kcp
-//! runs twice, as configured and with its flush-on-write options. Prints a
+//! Every KCP implementation uses the same settings (see `SETTINGS`); tokio_kcp
+//! runs twice, as configured and with its flush-on-write options, and so does
+//! kcp-go (plain mode, a Go program run as a child process) when it has been
+//! built, as configured and with its ACK-no-delay option. Prints a
 //! table and writes `target/bench-async.json` for `scripts/bench-report.py`.
 //! Run: `cargo bench -p ikcp-bench --profile bench-noabi --bench async_loopback`.
 
@@ -371,6 +373,61 @@ async fn tcp_rtt() -> Rtt {
     rtt_stats(samples)
 }
 
+// ------------------------------------------------------------------ kcp-go
+
+/// The kcp-go program (`benches/go/kcpgo_bench.go`), if it has been built
+/// (`scripts/bench-report.sh` does when Go and kcp-go can be installed).
+fn kcp_go_binary() -> Option<PathBuf> {
+    let path = target_dir().join("kcpgo-bench");
+    path.exists().then_some(path)
+}
+
+/// The number after `"key": ` in a flat JSON line.
+fn json_number(json: &str, key: &str) -> Option<f64> {
+    let at = json.find(&format!("\"{key}\": "))? + key.len() + 4;
+    let rest = &json[at..];
+    let end = rest.find([',', '}'])?;
+    rest[..end].trim().parse().ok()
+}
+
+/// Runs the kcp-go program (`eager`: with its ACK-no-delay option), bounded
+/// in time; `None` with a note when it is missing or fails.
+fn kcp_go(eager: bool) -> Option<(Bulk, Rtt)> {
+    let binary = kcp_go_binary()?;
+    let mut cmd = std::process::Command::new("timeout");
+    cmd.arg(LIMIT.as_secs().to_string()).arg(&binary);
+    if eager {
+        cmd.arg("eager");
+    }
+    let out = match cmd.output() {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).into_owned(),
+        Ok(out) => {
+            eprintln!(
+                "kcp-go bench failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return None;
+        }
+        Err(e) => {
+            eprintln!("kcp-go bench did not start: {e}");
+            return None;
+        }
+    };
+    let n = |key| json_number(&out, key);
+    Some((
+        Bulk {
+            bytes: n("bytes")? as usize,
+            secs: n("secs")?,
+        },
+        Rtt {
+            p50_us: n("p50_us")?,
+            p99_us: n("p99_us")?,
+            mean_us: n("mean_us")?,
+            samples: n("samples")? as usize,
+        },
+    ))
+}
+
 // ------------------------------------------------------------------ plumbing
 
 /// Process CPU time (user + system), in seconds.
@@ -407,11 +464,14 @@ fn raise_fd_limit() {
     }
 }
 
-fn output_path() -> PathBuf {
+fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
-        .join("bench-async.json")
+}
+
+fn output_path() -> PathBuf {
+    target_dir().join("bench-async.json")
 }
 
 fn bulk_json(b: Bulk) -> String {
@@ -453,7 +513,7 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let bulk = [
+        let mut bulk = vec![
             ("ours", bounded("ours bulk", ours_bulk()).await),
             ("tokio_kcp", bounded("tokio_kcp bulk", theirs_bulk(their_config())).await),
             (
@@ -462,7 +522,7 @@ fn main() {
             ),
             ("tcp", bounded("tcp bulk", tcp_bulk()).await),
         ];
-        let rtt = [
+        let mut rtt = vec![
             ("ours", bounded("ours rtt", ours_rtt()).await),
             ("tokio_kcp", bounded("tokio_kcp rtt", theirs_rtt(their_config())).await),
             (
@@ -471,6 +531,15 @@ fn main() {
             ),
             ("tcp", bounded("tcp rtt", tcp_rtt()).await),
         ];
+        for (name, eager) in [("kcp_go", false), ("kcp_go_eager", true)] {
+            match kcp_go(eager) {
+                Some((b, r)) => {
+                    bulk.push((name, b));
+                    rtt.push((name, r));
+                }
+                None => println!("{name}: not measured (build benches/go/kcpgo_bench.go first)"),
+            }
+        }
         let idle = [
             ("ours", bounded("ours idle", ours_idle()).await),
             ("tokio_kcp", bounded("tokio_kcp idle", theirs_idle()).await),
