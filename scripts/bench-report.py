@@ -130,19 +130,20 @@ workloads = {
 body += [
     "### Instructions executed",
     "",
-    "The same transfers as `window_scaling`, one implementation per process, counted by",
+    "The same transfers as `window_scaling` (through our Rust API, our C ABI and the reference),",
+    "one implementation per process, counted by",
     "`valgrind --tool=cachegrind` (`benches/examples/profile_transfer.rs`). Unlike time, these",
     "counts are identical from run to run; they include the simulated link (shared cost).",
     "",
-    "| workload | ours | reference | reference / ours |",
-    "|---|---|---|---|",
+    "| workload | ours, Rust API | ours, C ABI | reference | reference / ours (Rust, C ABI) |",
+    "|---|---|---|---|---|",
 ]
 for key, what in workloads.items():
-    o, r = instructions.get((key, "ours")), instructions.get((key, "reference"))
-    if o and r:
-        body.append(f"| {what} | {o:,} | {r:,} | **{r / o:.2f}** |")
+    o, c, r = (instructions.get((key, who)) for who in ("ours", "capi", "reference"))
+    if o and c and r:
+        body.append(f"| {what} | {o:,} | {c:,} | {r:,} | **{r / o:.2f}** / **{r / c:.2f}** |")
     else:
-        body.append(f"| {what} | not measured (valgrind missing) | | |")
+        body.append(f"| {what} | not measured (valgrind or libkcp.so missing) | | | |")
 body.append("")
 
 asyncres = None

@@ -19,7 +19,7 @@ cargo bench -p ikcp-bench --profile bench-noabi --bench memory | tee target/benc
 cargo build --profile bench-noabi -p ikcp-bench --example profile_transfer
 : > target/bench-instructions.txt
 for workload in "128 20 0 1 1024" "4096 20 2 1 1024" "1024 1 0 1 64"; do
-    for who in ours reference; do
+    for who in ours capi reference; do
         # shellcheck disable=SC2086
         refs=$(valgrind --tool=cachegrind --cache-sim=no --cachegrind-out-file=/dev/null \
             target/bench-noabi/examples/profile_transfer "$who" $workload 2>&1 |
