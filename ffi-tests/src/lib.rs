@@ -10,4 +10,5 @@ pub mod link;
 pub mod lockstep;
 pub mod paths;
 pub mod rng;
+pub mod scenarios;
 pub mod wire;

@@ -485,7 +485,18 @@ impl Lockstep {
 
 /// Replays `calls` on fresh objects; the first divergence, if any.
 pub fn replay(convs: [u32; 2], wiring: Wiring, calls: &[Call]) -> Option<Divergence> {
-    let mut ls = Lockstep::new(convs, wiring);
+    replay_with(Api::reference(), Api::ours(), convs, wiring, calls)
+}
+
+/// [`replay`] between any two implementations.
+pub fn replay_with(
+    reference: Api,
+    ours: Api,
+    convs: [u32; 2],
+    wiring: Wiring,
+    calls: &[Call],
+) -> Option<Divergence> {
+    let mut ls = Lockstep::with_apis(reference, ours, convs, wiring);
     for c in calls {
         if let Err(d) = ls.call(c.clone()) {
             return Some(*d);
@@ -518,6 +529,18 @@ pub fn upstream_defined(calls: &[Call]) -> bool {
 /// Shrinks a diverging call list (already cut after the divergence) by
 /// removing chunks while it still diverges, within a time budget.
 pub fn shrink(convs: [u32; 2], wiring: Wiring, calls: &[Call], budget: Duration) -> Vec<Call> {
+    shrink_with(Api::reference(), Api::ours(), convs, wiring, calls, budget)
+}
+
+/// [`shrink`] between any two implementations.
+pub fn shrink_with(
+    reference: Api,
+    ours: Api,
+    convs: [u32; 2],
+    wiring: Wiring,
+    calls: &[Call],
+    budget: Duration,
+) -> Vec<Call> {
     let start = Instant::now();
     let mut best = calls.to_vec();
     let mut chunk = (best.len() / 2).max(1);
@@ -531,7 +554,7 @@ pub fn shrink(convs: [u32; 2], wiring: Wiring, calls: &[Call], budget: Duration)
             let mut cand = best.clone();
             cand.drain(i..(i + chunk).min(cand.len()));
             if !cand.is_empty() && upstream_defined(&cand) {
-                if let Some(d) = replay(convs, wiring, &cand) {
+                if let Some(d) = replay_with(reference, ours, convs, wiring, &cand) {
                     cand.truncate(d.index + 1);
                     best = cand;
                     progressed = true;
