@@ -120,6 +120,12 @@ impl Api {
         }
     }
 
+    /// Any library exporting the ikcp C ABI (e.g. for `kcp-conformance abi
+    /// --lib`), loaded with `dlopen` and never unloaded.
+    pub fn load(path: &Path) -> Result<Api, String> {
+        load(path)
+    }
+
     /// Both implementations, reference first.
     pub fn both() -> [Api; 2] {
         [Api::reference(), Api::ours()]

@@ -1,0 +1,182 @@
+//! `kcp-conformance abi` and `decode`, run as a user runs them: against our
+//! own libkcp.so (must conform), and against a copy of the reference ikcp.c
+//! with a one-line change (must be caught, with a replayable trace).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use ffi_tests::paths;
+use serde_json::Value;
+
+fn tool() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kcp-conformance"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("kcp-conformance-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run kcp-conformance");
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn our_library_conforms_and_its_session_decodes() {
+    let dir = scratch("ours");
+    let (report, capture) = (dir.join("report.json"), dir.join("session.pcap"));
+    let out = run(tool()
+        .args(["abi", "--quiet", "--scenarios", "300", "--lib"])
+        .arg(paths::our_shared_lib())
+        .arg("--header")
+        .arg(paths::our_include_dir())
+        .arg("--json")
+        .arg(&report)
+        .arg("--record")
+        .arg(&capture));
+    assert_eq!(out.status.code(), Some(0), "abi must pass on our library");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("CONFORMANT"), "{text}");
+    let r = json(&report);
+    assert_eq!(r["conformant"], true);
+    let families = r["families"].as_array().unwrap();
+    assert_eq!(
+        families.len(),
+        8,
+        "six generated and two reentrancy families"
+    );
+    for f in families {
+        assert_eq!(f["divergences"], 0, "{f}");
+        assert!(f["calls"].as_u64().unwrap() > 0, "{f}");
+        assert!(f["datagrams"].as_u64().unwrap() > 0, "{f}");
+    }
+    assert_eq!(r["layout"]["differences"].as_array().unwrap().len(), 0);
+    assert!(r["layout"]["lines"].as_u64().unwrap() > 60);
+
+    // The recorded session reads back as KCP.
+    let out = run(tool().arg("decode").arg(&capture));
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("cmd=PUSH") && text.contains("cmd=ACK"),
+        "{text}"
+    );
+    let out = run(tool().arg("decode").arg(&capture).args(["--json", "-"]));
+    let decoded: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let datagrams = decoded.as_array().unwrap();
+    assert!(datagrams.len() > 50, "{} datagrams", datagrams.len());
+    // Both implementations' copies of each trace are in it, byte for byte
+    // the same headers (candidate on 127.0.0.1, reference on 127.0.0.2).
+    let headers = |ip: &str| -> Vec<&Value> {
+        datagrams
+            .iter()
+            .filter(|d| d["src"].as_str().unwrap().starts_with(ip))
+            .map(|d| &d["segments"])
+            .collect()
+    };
+    assert_eq!(headers("127.0.0.1:"), headers("127.0.0.2:"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Upstream's fast retransmit fires once a segment was skipped `resend`
+/// times; the broken copy waits for one more.
+const BREAK_FROM: &str = "else if (segment->fastack >= resent) {";
+const BREAK_TO: &str = "else if (segment->fastack > resent) {";
+
+fn broken_reference(dir: &Path) -> PathBuf {
+    let src = paths::reference_dir();
+    let code = std::fs::read_to_string(src.join("ikcp.c")).unwrap();
+    assert_eq!(
+        code.matches(BREAK_FROM).count(),
+        1,
+        "the line to break moved"
+    );
+    std::fs::write(dir.join("ikcp.c"), code.replace(BREAK_FROM, BREAK_TO)).unwrap();
+    std::fs::copy(src.join("ikcp.h"), dir.join("ikcp.h")).unwrap();
+    let lib = dir.join("libbroken.so");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let st = Command::new(cc)
+        .args(["-O1", "-fPIC", "-shared", "-o"])
+        .arg(&lib)
+        .arg(dir.join("ikcp.c"))
+        .status()
+        .expect("run cc");
+    assert!(st.success());
+    lib
+}
+
+#[test]
+fn a_one_line_change_to_the_reference_is_caught_with_its_trace() {
+    let dir = scratch("broken");
+    let lib = broken_reference(&dir);
+    let report = dir.join("report.json");
+    let out = run(tool()
+        .args([
+            "abi",
+            "--quiet",
+            "--scenarios",
+            "300",
+            "--shrink-secs",
+            "5",
+            "--lib",
+        ])
+        .arg(&lib)
+        .arg("--json")
+        .arg(&report));
+    assert_eq!(out.status.code(), Some(1), "the broken copy must fail");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("DIVERGES"), "{text}");
+    assert!(text.contains("minimal trace:"), "{text}");
+    let r = json(&report);
+    assert_eq!(r["conformant"], false);
+    let lossy = r["families"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["family"] == "lossy")
+        .unwrap();
+    assert!(lossy["divergences"].as_u64().unwrap() > 0, "{lossy}");
+    let first = &lossy["first_divergence"];
+    let trace = first["minimal_trace"].as_array().unwrap();
+    // A retransmission decision needs traffic first: several calls, some of
+    // them datagrams fed to ikcp_input, shown with their bytes.
+    assert!(trace.len() >= 3, "{first}");
+    assert!(trace.iter().any(|c| c["datagram"].is_string()), "{first}");
+    assert!(first["minimal_difference"].is_string());
+    let seed = first["seed"].as_u64().unwrap();
+
+    // The printed replay command reproduces it.
+    let out = run(tool()
+        .args(["abi", "--lib"])
+        .arg(&lib)
+        .args(["--replay", &seed.to_string()]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("seed {seed}")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn flavour_2_says_what_it_needs() {
+    let out = run(tool()
+        .args(["abi", "--flavour", "2", "--lib"])
+        .arg(paths::our_shared_lib()));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2.x"));
+}
+
+#[test]
+fn help_explains_every_mode() {
+    let out = run(tool().arg("--help"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for mode in ["abi", "decode"] {
+        assert!(text.contains(mode), "{text}");
+    }
+}
