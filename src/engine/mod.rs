@@ -11,17 +11,26 @@
 //! or inserting an out-of-order one costs O(1) instead of a list walk.
 #![forbid(unsafe_code)]
 
+mod acks;
+mod buffers;
 mod codec;
 mod congestion;
 mod constants;
 mod error;
+mod flush;
+mod host;
+mod input;
 mod kcp;
 mod output;
 mod payload;
+mod probe;
+mod recv;
 mod recv_window;
 mod rtt;
+mod send;
 mod send_window;
 mod stats;
+mod timers;
 
 pub use codec::{conv_of, Command, SegmentHeader, HEADER_LEN};
 pub use constants::*;
@@ -32,4 +41,4 @@ pub use payload::{Payload, SegmentBuf};
 pub use stats::Stats;
 
 #[cfg(feature = "capi")]
-pub(crate) use output::Host;
+pub(crate) use host::Host;

@@ -1,0 +1,92 @@
+//! The engine's view of its surroundings while it runs: where datagrams and
+//! log lines go, and whether that code may call back into the engine.
+
+use super::kcp::Kcp;
+use super::output::{LogMask, Output};
+use super::payload::Payload;
+
+/// The engine's view of its surroundings. Unlike [`Output`], a host receives
+/// the engine itself on every call, so that it may call back into it (the C
+/// ABI allows an output callback to call `ikcp_input` on the same object).
+pub(crate) trait Host<P: Payload> {
+    /// True when the host never calls back into the engine (neither from
+    /// `transmit` nor from `log`), so the engine may hand it bytes that live
+    /// inside itself through [`Host::transmit_detached`].
+    const DETACHED: bool = false;
+
+    fn transmit(&mut self, kcp: &mut Kcp<P>, datagram: &[u8]);
+
+    /// Sends a datagram without lending the engine; only called when
+    /// [`Host::DETACHED`] is true.
+    fn transmit_detached(&mut self, _datagram: &[u8]) {}
+
+    /// Sends in-flight segment `sn` as a datagram straight from its buffer
+    /// (header in its header room), for hosts that must lend the engine to
+    /// their callback. Until this returns the engine keeps that buffer
+    /// allocated and unchanged (see [`Kcp::lent_datagram`]), whatever the
+    /// callback does to the engine. This default copies it out first.
+    fn transmit_lent(&mut self, kcp: &mut Kcp<P>, sn: u32) {
+        if let Some(bytes) = kcp.lent_datagram(sn).map(<[u8]>::to_vec) {
+            self.transmit(kcp, &bytes);
+        }
+    }
+
+    fn wants_log(&self) -> bool;
+    fn log(&mut self, kcp: &mut Kcp<P>, mask: LogMask, line: &str);
+}
+
+/// Adapts an [`Output`] to a [`Host`] that never re-enters the engine.
+pub(crate) struct OutputHost<'a, O: ?Sized>(pub &'a mut O);
+
+impl<P: Payload, O: Output + ?Sized> Host<P> for OutputHost<'_, O> {
+    // An `Output` has no way to reach the engine.
+    const DETACHED: bool = true;
+
+    #[inline]
+    fn transmit(&mut self, _kcp: &mut Kcp<P>, datagram: &[u8]) {
+        self.0.output(datagram)
+    }
+    #[inline]
+    fn transmit_detached(&mut self, datagram: &[u8]) {
+        self.0.output(datagram)
+    }
+    #[inline]
+    fn wants_log(&self) -> bool {
+        self.0.wants_log()
+    }
+    #[inline]
+    fn log(&mut self, _kcp: &mut Kcp<P>, mask: LogMask, line: &str) {
+        self.0.log(mask, line)
+    }
+}
+
+/// A host for calls that produce no datagrams and whose logs nobody reads.
+pub(crate) struct Silent;
+
+impl<P: Payload> Host<P> for Silent {
+    fn transmit(&mut self, _kcp: &mut Kcp<P>, _datagram: &[u8]) {}
+    fn wants_log(&self) -> bool {
+        false
+    }
+    fn log(&mut self, _kcp: &mut Kcp<P>, _mask: LogMask, _line: &str) {}
+}
+
+impl<P: Payload> Kcp<P> {
+    #[inline(always)]
+    pub(super) fn can_log<H: Host<P>>(&self, host: &H, mask: LogMask) -> bool {
+        self.logmask & mask.0 != 0 && host.wants_log()
+    }
+
+    #[inline(always)]
+    pub(super) fn log<H: Host<P>>(
+        &mut self,
+        host: &mut H,
+        mask: LogMask,
+        line: std::fmt::Arguments<'_>,
+    ) {
+        if self.can_log(host, mask) {
+            let line = line.to_string();
+            host.log(self, mask, &line);
+        }
+    }
+}
