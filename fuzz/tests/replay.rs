@@ -50,7 +50,7 @@ fn replay_target(target: &str) {
     }
     for seed in 0..RANDOM_INPUTS {
         let len = (seed as usize * 7_919) % MAX_LEN;
-        let data = random_input(seed ^ target.len() as u64 * 0x1000_0001, len);
+        let data = random_input(seed ^ (target.len() as u64 * 0x1000_0001), len);
         run_reporting(target, &format!("random input seed {seed}"), &data);
     }
 }
