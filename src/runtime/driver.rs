@@ -58,7 +58,29 @@ pub(crate) struct Driver {
     simulated_drops: u64,
     keep_alives: u64,
     on_exit: Option<Box<dyn FnOnce() + Send>>,
+    /// The receive window our latest datagram advertised.
+    advertised_wnd: u16,
+    /// Our datagrams went from advertising a closed window to an open one.
+    window_reopened: bool,
+    /// A reopened window being announced, until the peer sends data again.
+    reopening: Option<Reopening>,
 }
+
+/// Announcing that a window we advertised as closed has room again.
+///
+/// The engine tells the peer once; if that datagram is lost, a sender that
+/// saw window 0 waits for its own window probe (seconds). Until new data
+/// arrives the announcement is repeated, backing off, a bounded number of
+/// times.
+struct Reopening {
+    rcv_nxt: u32,
+    next: Instant,
+    gap: Duration,
+    sent: u32,
+}
+
+/// How many window updates announce one reopened window at most.
+const REOPEN_ANNOUNCEMENTS: u32 = 8;
 
 impl Driver {
     pub(crate) fn new(
@@ -101,6 +123,9 @@ impl Driver {
             simulated_drops: 0,
             keep_alives: 0,
             on_exit,
+            advertised_wnd: u16::MAX,
+            window_reopened: false,
+            reopening: None,
         }
     }
 
@@ -117,6 +142,7 @@ impl Driver {
         self.update(true);
         let end = loop {
             self.pump();
+            self.announce_reopened_window();
             self.transmit().await;
             if let Some(end) = self.verdict() {
                 break end;
@@ -183,9 +209,13 @@ impl Driver {
         }));
         st.unacked = self.kcp.wait_snd();
         st.stats.refresh_engine(&self.kcp);
-        let (r, w) = (st.read_waker.take(), st.write_waker.take());
+        let wakers = [
+            st.read_waker.take(),
+            st.write_waker.take(),
+            st.flush_waker.take(),
+        ];
         drop(st);
-        r.into_iter().chain(w).for_each(|w| w.wake());
+        wakers.into_iter().flatten().for_each(|w| w.wake());
     }
 
     /// Runs the engine's clock; with `flush` also transmits acknowledgements
@@ -196,9 +226,17 @@ impl Driver {
             kcp,
             outbox,
             out_buf,
+            advertised_wnd: advertised,
+            window_reopened: reopened,
             ..
         } = self;
         let mut out = |d: &[u8]| {
+            // Every segment of one flush carries the same window.
+            if let Some(w) = d.get(6..8) {
+                let wnd = u16::from_le_bytes([w[0], w[1]]);
+                *reopened |= *advertised == 0 && wnd > 0;
+                *advertised = wnd;
+            }
             out_buf.extend_from_slice(d);
             outbox.push(out_buf.split().freeze());
         };
@@ -227,14 +265,27 @@ impl Driver {
     /// A window question: every KCP implementation answers it with its
     /// window, which proves the peer is alive without touching the stream.
     fn send_probe(&mut self) {
+        self.send_window_segment(Command::WindowAsk);
+        self.keep_alives += 1;
+        trace!(conv = self.kcp.conv(), "keep-alive probe");
+    }
+
+    /// The receive window the engine has free, as a segment header carries it.
+    fn free_window(&self) -> u16 {
         let (_, rcv_wnd) = self.kcp.window_size();
+        rcv_wnd
+            .saturating_sub(self.kcp.recv_queue_len() as u32)
+            .min(u16::MAX as u32) as u16
+    }
+
+    /// Queues a bare window segment (ask or tell) carrying our free window.
+    fn send_window_segment(&mut self, cmd: Command) {
+        let wnd = self.free_window();
         let hdr = SegmentHeader {
             conv: self.kcp.conv(),
-            cmd: Command::WindowAsk as u8,
+            cmd: cmd as u8,
             frg: 0,
-            wnd: rcv_wnd
-                .saturating_sub(self.kcp.recv_queue_len() as u32)
-                .min(u16::MAX as u32) as u16,
+            wnd,
             ts: 0,
             sn: 0,
             una: self.kcp.rcv_nxt(),
@@ -243,8 +294,46 @@ impl Driver {
         let mut v = Vec::with_capacity(HEADER_LEN);
         hdr.encode(&mut v);
         self.outbox.push(Bytes::from(v));
-        self.keep_alives += 1;
-        trace!(conv = self.kcp.conv(), "keep-alive probe");
+        self.advertised_wnd = wnd;
+    }
+
+    /// Tells the peer at once when reading reopened a window we last
+    /// advertised as closed, and repeats that until its data flows again:
+    /// otherwise a sender that saw window 0 stalls until its next probe.
+    fn announce_reopened_window(&mut self) {
+        let now = Instant::now();
+        if let Some(r) = &self.reopening {
+            let data_arrived = self.kcp.rcv_nxt() != r.rcv_nxt;
+            if data_arrived || r.sent >= REOPEN_ANNOUNCEMENTS || self.advertised_wnd == 0 {
+                self.reopening = None;
+            }
+        }
+        // The engine announces a window its reads reopened itself; we do when
+        // the application's reads reopened it and the engine stayed quiet.
+        let engine_announced = std::mem::take(&mut self.window_reopened);
+        if engine_announced || (self.advertised_wnd == 0 && self.free_window() > 0) {
+            if !engine_announced {
+                self.send_window_segment(Command::WindowTell);
+            }
+            let gap = Duration::from_millis(u64::from(self.config.interval.max(10)) * 2);
+            self.reopening = Some(Reopening {
+                rcv_nxt: self.kcp.rcv_nxt(),
+                next: now + gap,
+                gap,
+                sent: 1,
+            });
+            debug!(conv = self.kcp.conv(), "receive window reopened");
+            return;
+        }
+        if let Some(r) = &mut self.reopening {
+            if now >= r.next {
+                r.sent += 1;
+                r.gap *= 2;
+                r.next = now + r.gap;
+                self.send_window_segment(Command::WindowTell);
+                trace!(conv = self.kcp.conv(), "window update repeated");
+            }
+        }
     }
 
     fn on_own_datagram(&mut self, n: usize, from: SocketAddr) {
@@ -384,17 +473,20 @@ impl Driver {
         } else {
             None
         };
-        let write_ready = st.send_queued < self.shared.send_limit
-            || (st.send_queue.is_empty() && st.unacked == 0);
-        let write_waker = if write_ready {
+        let write_waker = if st.send_queued < self.shared.send_limit {
             st.write_waker.take()
         } else {
             None
         };
+        let flush_waker = if st.send_queue.is_empty() && st.unacked == 0 {
+            st.flush_waker.take()
+        } else {
+            None
+        };
         drop(st);
-        read_waker
+        [read_waker, write_waker, flush_waker]
             .into_iter()
-            .chain(write_waker)
+            .flatten()
             .for_each(|w| w.wake());
     }
 
@@ -472,6 +564,9 @@ impl Driver {
                 .wrapping_sub(now_ms)
                 .min(self.config.interval);
             next = next.min(now + Duration::from_millis(u64::from(engine.max(1))));
+        }
+        if let Some(r) = &self.reopening {
+            next = next.min(r.next);
         }
         if let Some(every) = self.config.keep_alive {
             if self.first_send.is_some() || self.last_heard.is_some() {

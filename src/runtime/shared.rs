@@ -37,6 +37,10 @@ pub(crate) struct State {
     pub send_queued: usize,
     pub write_shutdown: bool,
     pub write_waker: Option<Waker>,
+    /// A `flush`/`shutdown` waiting for everything to be acknowledged. Kept
+    /// apart from `write_waker` so that free buffer space does not wake it:
+    /// it would ask the task to look again, be told "not yet", and spin.
+    pub flush_waker: Option<Waker>,
     /// Segments the engine still holds (queued or unacknowledged).
     pub unacked: usize,
     // Task -> application.
@@ -143,7 +147,7 @@ impl Shared {
         if let Some(c) = &st.closed {
             return Poll::Ready(Err(c.to_error()));
         }
-        st.write_waker = Some(cx.waker().clone());
+        st.flush_waker = Some(cx.waker().clone());
         drop(st);
         // The task may be asleep until its next timer; make it look now.
         self.task.notify_one();
