@@ -293,3 +293,22 @@ fn recv_reports_small_buffers_and_incomplete_messages() {
     assert_eq!(p.b.recv(&mut big), Ok(3000));
     assert_eq!(big, message(1, 3000));
 }
+
+#[test]
+fn peek_into_an_empty_buffer_refuses_like_recv() {
+    let mut p = Pair::new(2, 0, 5, 0, 10);
+    p.a.send(b"x").unwrap();
+    p.a.send(b"").unwrap();
+    p.step(2_000);
+    let too_small = Err(RecvError::BufferTooSmall { needed: 1 });
+    assert_eq!(p.b.peek(&mut []), too_small);
+    assert_eq!(p.b.recv(&mut []), too_small);
+    let mut one = [0u8; 1];
+    assert_eq!(p.b.peek(&mut one), Ok(1));
+    assert_eq!(p.b.recv(&mut one), Ok(1));
+    assert_eq!(&one, b"x");
+    // A zero-length message fits an empty buffer.
+    assert_eq!(p.b.peek(&mut []), Ok(0));
+    assert_eq!(p.b.recv(&mut []), Ok(0));
+    assert_eq!(p.b.peek(&mut []), Err(RecvError::Empty));
+}

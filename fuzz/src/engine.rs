@@ -134,9 +134,9 @@ impl World {
         let cap = match (size, mode % 5) {
             (Ok(n), 0) => n,
             (Ok(n), 1) => n + 1 + mode as usize,
-            // Too small by one or more (never empty: see the note below).
+            // Too small by one or more, and empty.
             (Ok(n), 2) if n > 1 => n - 1 - (mode as usize % (n - 1)),
-            (Ok(n), 3) if n > 0 && !peek => 0,
+            (Ok(n), 3) if n > 0 => 0,
             (_, _) => 65_536,
         };
         let mut buf = vec![0u8; cap];

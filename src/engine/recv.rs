@@ -22,6 +22,17 @@ impl<P: Payload> Kcp<P> {
 
     fn recv_into(&mut self, buf: &mut [u8], peek: bool) -> Result<usize, RecvError> {
         let cap = i32::try_from(buf.len()).unwrap_or(i32::MAX);
+        // The raw call peeks on a negative length, and there is no negative
+        // zero: an empty buffer is asked for as one byte, so refuse here any
+        // message that would not fit in zero bytes.
+        if peek && cap == 0 && !self.rcv_queue.is_empty() {
+            let needed = self.peek_size_raw();
+            if needed > 0 {
+                return Err(RecvError::BufferTooSmall {
+                    needed: needed as usize,
+                });
+            }
+        }
         let len = if peek { -cap.max(1) } else { cap };
         match self.recv_raw(Some(buf), len, &mut Silent) {
             n if n >= 0 => Ok(n as usize),
