@@ -23,4 +23,10 @@ pub use engine::Kcp;
 mod readme_doctests {}
 
 #[cfg(feature = "tokio")]
-pub use runtime::{KcpConfig, KcpListener, KcpStream};
+pub use runtime::{KcpConfig, KcpError, KcpListener, KcpStream};
+
+/// The async layer under the path kcp-tokio users know
+/// (`kcp::async_kcp::{KcpStream, KcpListener}`): the same module as
+/// [`runtime`], so the types are identical.
+#[cfg(feature = "tokio")]
+pub use runtime as async_kcp;

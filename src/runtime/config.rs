@@ -1,8 +1,8 @@
 //! Connection settings and presets.
 
-use std::io;
 use std::time::Duration;
 
+use super::error::KcpError;
 use crate::engine::HEADER_LEN;
 
 /// Settings of one KCP connection (both ends should agree on `mtu`,
@@ -49,7 +49,7 @@ pub struct KcpConfig {
     /// probe (every KCP peer answers it) so that an idle link stays proven.
     pub keep_alive: Option<Duration>,
     /// After this long without any datagram from the peer the connection
-    /// fails with [`io::ErrorKind::TimedOut`].
+    /// fails with [`KcpError::Timeout`] (kind `TimedOut`).
     pub idle_timeout: Option<Duration>,
     /// Bytes the application may queue for sending before writes wait.
     pub send_buffer: usize,
@@ -235,72 +235,77 @@ impl KcpConfig {
         self.mss() * 127
     }
 
-    /// Checks that the settings can work; the error names the bad value.
-    pub fn validate(&self) -> io::Result<()> {
-        let bad = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+    /// Checks that the settings can work. The error is a
+    /// [`KcpError::Config`] naming the field and the bad value;
+    /// [`KcpStream::connect`](super::KcpStream::connect) and
+    /// [`KcpListener::bind`](super::KcpListener::bind) call this first.
+    pub fn validate(&self) -> Result<(), KcpError> {
+        let bad = |field, reason: String| Err(KcpError::config(field, reason));
         if self.mtu < 50 || self.mtu <= HEADER_LEN {
-            return bad(format!(
-                "invalid KcpConfig: mtu {} is below the minimum of 50 bytes (the header alone is {HEADER_LEN})",
-                self.mtu
-            ));
+            return bad(
+                "mtu",
+                format!(
+                    "{} is below the minimum of 50 bytes (the header alone is {HEADER_LEN})",
+                    self.mtu
+                ),
+            );
         }
         if self.mtu > 65_507 {
-            return bad(format!(
-                "invalid KcpConfig: mtu {} exceeds the largest UDP payload (65507)",
-                self.mtu
-            ));
+            return bad(
+                "mtu",
+                format!("{} exceeds the largest UDP payload (65507)", self.mtu),
+            );
         }
-        if self.snd_wnd == 0 || self.rcv_wnd == 0 {
-            return bad(format!(
-                "invalid KcpConfig: window sizes must be non-zero (snd {}, rcv {})",
-                self.snd_wnd, self.rcv_wnd
-            ));
-        }
-        if self.snd_wnd > 65_535 || self.rcv_wnd > 65_535 {
-            return bad(format!(
-                "invalid KcpConfig: window sizes must fit the 16-bit wire field (snd {}, rcv {})",
-                self.snd_wnd, self.rcv_wnd
-            ));
+        for (field, wnd) in [("snd_wnd", self.snd_wnd), ("rcv_wnd", self.rcv_wnd)] {
+            if wnd == 0 {
+                return bad(field, "(window size) must be non-zero".into());
+            }
+            if wnd > 65_535 {
+                return bad(
+                    field,
+                    format!("(window size) {wnd} does not fit the 16-bit wire field"),
+                );
+            }
         }
         if self.interval == 0 || self.interval > 5000 {
-            return bad(format!(
-                "invalid KcpConfig: interval {} ms is outside 1..=5000",
-                self.interval
-            ));
+            return bad(
+                "interval",
+                format!("{} ms is outside 1..=5000", self.interval),
+            );
         }
         if !(0..=2).contains(&self.nodelay) {
-            return bad(format!(
-                "invalid KcpConfig: nodelay {} is not 0, 1 or 2",
-                self.nodelay
-            ));
+            return bad("nodelay", format!("{} is not 0, 1 or 2", self.nodelay));
         }
         if self.resend < 0 {
-            return bad(format!(
-                "invalid KcpConfig: resend {} is negative",
-                self.resend
-            ));
+            return bad("resend", format!("{} is negative", self.resend));
         }
         if self.dead_link == 0 {
-            return bad("invalid KcpConfig: dead_link must be at least 1".into());
+            return bad("dead_link", "must be at least 1".into());
         }
-        if self.send_buffer == 0 || self.recv_buffer == 0 {
-            return bad("invalid KcpConfig: send_buffer and recv_buffer must be non-zero".into());
+        for (field, bytes) in [
+            ("send_buffer", self.send_buffer),
+            ("recv_buffer", self.recv_buffer),
+        ] {
+            if bytes == 0 {
+                return bad(field, "must be non-zero".into());
+            }
         }
         if !(0.0..1.0).contains(&self.simulated_loss) {
-            return bad(format!(
-                "invalid KcpConfig: simulated_loss {} is outside 0.0..1.0",
-                self.simulated_loss
-            ));
+            return bad(
+                "simulated_loss",
+                format!("{} is outside 0.0..1.0", self.simulated_loss),
+            );
         }
         if self.connect_timeout.is_zero() {
-            return bad("invalid KcpConfig: connect_timeout is zero".into());
+            return bad("connect_timeout", "is zero".into());
         }
-        if matches!(self.keep_alive, Some(d) if d.is_zero())
-            || matches!(self.idle_timeout, Some(d) if d.is_zero())
-        {
-            return bad(
-                "invalid KcpConfig: keep_alive / idle_timeout of zero; use None to disable".into(),
-            );
+        for (field, d) in [
+            ("keep_alive", self.keep_alive),
+            ("idle_timeout", self.idle_timeout),
+        ] {
+            if matches!(d, Some(d) if d.is_zero()) {
+                return bad(field, "is zero; use None to disable it".into());
+            }
         }
         Ok(())
     }
@@ -359,17 +364,23 @@ mod tests {
 
     #[test]
     fn impossible_values_are_named() {
+        let field = |c: KcpConfig| match c.validate() {
+            Err(KcpError::Config { field, reason }) => (field, reason),
+            other => panic!("expected a config error, got {other:?}"),
+        };
         let err = KcpConfig::new().mtu(20).validate().unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
-        assert!(err.to_string().contains("mtu 20"), "{err}");
-        let err = KcpConfig::new().window_size(0, 128).validate().unwrap_err();
-        assert!(err.to_string().contains("window"), "{err}");
-        let err = KcpConfig::new()
-            .nodelay(true, 0, 1, true)
-            .validate()
-            .unwrap_err();
-        assert!(err.to_string().contains("interval"), "{err}");
-        let err = KcpConfig::testing(1.5).validate().unwrap_err();
-        assert!(err.to_string().contains("simulated_loss"), "{err}");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("`mtu` 20"), "{err}");
+        assert_eq!(field(KcpConfig::new().window_size(0, 128)).0, "snd_wnd");
+        assert_eq!(field(KcpConfig::new().window_size(64, 70_000)).0, "rcv_wnd");
+        assert_eq!(
+            field(KcpConfig::new().nodelay(true, 0, 1, true)),
+            ("interval", "0 ms is outside 1..=5000".to_string())
+        );
+        assert_eq!(field(KcpConfig::testing(1.5)).0, "simulated_loss");
+        assert_eq!(
+            field(KcpConfig::new().idle_timeout(Some(Duration::ZERO))).0,
+            "idle_timeout"
+        );
     }
 }

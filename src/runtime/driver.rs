@@ -4,7 +4,6 @@
 //! engine's `check()` deadline (only while data is in flight), a keep-alive
 //! or a timeout. An idle connection therefore wakes only for keep-alives.
 
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,10 +14,11 @@ use tokio::time::Instant;
 use tracing::{debug, trace, warn};
 
 use super::config::KcpConfig;
+use super::error::{ConnectionError, KcpError, Timeout};
 use super::rng::Rng;
-use super::shared::{Closed, Shared};
+use super::shared::Shared;
 use super::transport::{self, Transport};
-use crate::engine::{conv_of, Command, Kcp, SegmentHeader, HEADER_LEN};
+use crate::engine::{conv_of, Command, InputError, Kcp, SegmentHeader, HEADER_LEN};
 
 /// Where a connection's datagrams come from.
 pub(crate) enum Source {
@@ -55,6 +55,9 @@ pub(crate) struct Driver {
     rx_buf: Vec<u8>,
     loss: Rng,
     rejected: u64,
+    /// Why the engine refused the peer's latest bad datagram: if nothing it
+    /// sent was ever accepted, the connect verdict says so.
+    last_rejection: Option<InputError>,
     simulated_drops: u64,
     keep_alives: u64,
     on_exit: Option<Box<dyn FnOnce() + Send>>,
@@ -120,6 +123,7 @@ impl Driver {
             recv_buf: BytesMut::new(),
             rx_buf: vec![0; rx_len],
             rejected: 0,
+            last_rejection: None,
             simulated_drops: 0,
             keep_alives: 0,
             on_exit,
@@ -176,9 +180,9 @@ impl Driver {
                 }
                 Event::Datagram(Incoming::Nothing) => {}
                 Event::Datagram(Incoming::SourceGone) => {
-                    break Some(Closed {
-                        kind: io::ErrorKind::ConnectionAborted,
-                        message: "the KCP listener serving this connection is gone".into(),
+                    break Some(KcpError::Connection {
+                        peer: self.peer,
+                        reason: ConnectionError::ListenerGone,
                     });
                 }
                 Event::App => {
@@ -192,7 +196,7 @@ impl Driver {
         };
         self.transmit().await;
         match &end {
-            Some(c) => debug!(parent: &span, error = %c.message, "connection closed"),
+            Some(c) => debug!(parent: &span, error = %c, "connection closed"),
             None => debug!(parent: &span, "connection finished"),
         }
         self.publish_close(end);
@@ -201,11 +205,11 @@ impl Driver {
         }
     }
 
-    fn publish_close(&mut self, end: Option<Closed>) {
+    fn publish_close(&mut self, end: Option<KcpError>) {
         let mut st = self.shared.lock();
-        st.closed = Some(end.unwrap_or(Closed {
-            kind: io::ErrorKind::NotConnected,
-            message: "KCP connection closed".into(),
+        st.closed = Some(end.unwrap_or(KcpError::Connection {
+            peer: self.peer,
+            reason: ConnectionError::Closed,
         }));
         st.unacked = self.kcp.wait_snd();
         st.stats.refresh_engine(&self.kcp);
@@ -365,6 +369,7 @@ impl Driver {
             Ok(()) => self.last_heard = Some(Instant::now()),
             Err(e) => {
                 self.rejected += 1;
+                self.last_rejection = Some(e);
                 trace!(error = %e, len = d.len(), "datagram rejected");
             }
         }
@@ -505,39 +510,44 @@ impl Driver {
 
     /// Whether the connection is over: `Some(Some(err))` failed,
     /// `Some(None)` finished cleanly, `None` keep going.
-    fn verdict(&mut self) -> Option<Option<Closed>> {
+    fn verdict(&mut self) -> Option<Option<KcpError>> {
         let now = Instant::now();
         if self.kcp.is_dead() {
-            return Some(Some(Closed {
-                kind: io::ErrorKind::ConnectionAborted,
-                message: format!(
-                    "KCP peer {} is gone: a segment was sent {} times without acknowledgement (dead link)",
-                    self.peer, self.config.dead_link
-                ),
+            return Some(Some(KcpError::Connection {
+                peer: self.peer,
+                reason: ConnectionError::DeadLink {
+                    transmissions: self.config.dead_link,
+                },
             }));
         }
         match (self.last_heard, self.first_send) {
             (Some(heard), _) => {
                 if let Some(idle) = self.config.idle_timeout {
                     if now.duration_since(heard) >= idle {
-                        return Some(Some(Closed {
-                            kind: io::ErrorKind::TimedOut,
-                            message: format!(
-                                "KCP peer {} is gone: nothing received for {:?} (idle timeout)",
-                                self.peer, idle
-                            ),
+                        return Some(Some(KcpError::Timeout {
+                            timeout: Timeout::Idle,
+                            peer: self.peer,
+                            after: idle,
                         }));
                     }
                 }
             }
             (None, Some(sent)) => {
                 if now.duration_since(sent) >= self.config.connect_timeout {
-                    return Some(Some(Closed {
-                        kind: io::ErrorKind::TimedOut,
-                        message: format!(
-                            "KCP peer {} did not answer within the connect timeout of {:?}",
-                            self.peer, self.config.connect_timeout
-                        ),
+                    if let Some(e) = self.last_rejection {
+                        // Someone answers, but not in a way KCP accepts.
+                        return Some(Some(KcpError::Protocol {
+                            peer: self.peer,
+                            what: format!(
+                                "{} datagrams rejected and none accepted within the connect timeout of {:?} (last: {e})",
+                                self.rejected, self.config.connect_timeout
+                            ),
+                        }));
+                    }
+                    return Some(Some(KcpError::Timeout {
+                        timeout: Timeout::Connect,
+                        peer: self.peer,
+                        after: self.config.connect_timeout,
                     }));
                 }
             }

@@ -1,7 +1,6 @@
 //! `KcpListener`: many KCP connections over one datagram transport.
 
 use std::collections::HashMap;
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -11,6 +10,7 @@ use tracing::{debug, trace};
 
 use super::config::KcpConfig;
 use super::driver::{Driver, Source};
+use super::error::{ConnectionError, KcpError};
 use super::shared::Shared;
 use super::stats::{ListenerCounters, ListenerStats};
 use super::stream::{random_conv, KcpStream};
@@ -59,8 +59,8 @@ pub struct KcpListener {
 
 impl KcpListener {
     /// Binds a UDP socket at `addr` and starts accepting.
-    /// Fails with `InvalidInput` if `config` is invalid.
-    pub async fn bind(addr: SocketAddr, config: KcpConfig) -> io::Result<KcpListener> {
+    /// Fails with [`KcpError::Config`] if `config` is invalid.
+    pub async fn bind(addr: SocketAddr, config: KcpConfig) -> Result<KcpListener, KcpError> {
         config.validate()?;
         let socket = tokio::net::UdpSocket::bind(addr).await?;
         KcpListener::with_transport(Arc::new(socket), config)
@@ -70,7 +70,7 @@ impl KcpListener {
     pub fn with_transport(
         transport: Arc<dyn Transport>,
         config: KcpConfig,
-    ) -> io::Result<KcpListener> {
+    ) -> Result<KcpListener, KcpError> {
         KcpListener::with_limits(transport, config, ListenerLimits::default())
     }
 
@@ -79,13 +79,19 @@ impl KcpListener {
         transport: Arc<dyn Transport>,
         config: KcpConfig,
         limits: ListenerLimits,
-    ) -> io::Result<KcpListener> {
+    ) -> Result<KcpListener, KcpError> {
         config.validate()?;
-        if limits.backlog == 0 || limits.max_connections == 0 || limits.per_connection_queue == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "ListenerLimits: backlog, max_connections and per_connection_queue must be non-zero",
-            ));
+        for (field, value) in [
+            ("backlog", limits.backlog),
+            ("max_connections", limits.max_connections),
+            ("per_connection_queue", limits.per_connection_queue),
+        ] {
+            if value == 0 {
+                return Err(KcpError::config(
+                    field,
+                    "of ListenerLimits must be non-zero",
+                ));
+            }
         }
         let local = transport.local_addr()?;
         let (accept_tx, accept_rx) = mpsc::channel(limits.backlog);
@@ -109,13 +115,18 @@ impl KcpListener {
     }
 
     /// Waits for the next connection and returns it with the peer's address.
-    pub async fn accept(&self) -> io::Result<(KcpStream, SocketAddr)> {
+    /// Fails with [`ConnectionError::ListenerStopped`] (the `peer` of the
+    /// error is the listener's own address) if the listener's task ended.
+    pub async fn accept(&self) -> Result<(KcpStream, SocketAddr), KcpError> {
         self.accept_rx
             .lock()
             .await
             .recv()
             .await
-            .ok_or_else(|| io::Error::other("KCP listener task stopped"))
+            .ok_or(KcpError::Connection {
+                peer: self.local,
+                reason: ConnectionError::ListenerStopped,
+            })
     }
 
     /// The address peers connect to.

@@ -60,7 +60,7 @@
 //! use kcp::runtime::{KcpConfig, KcpListener, KcpStream};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> std::io::Result<()> {
+//! # async fn main() -> Result<(), kcp::runtime::KcpError> {
 //! let listener = KcpListener::bind("127.0.0.1:0".parse().unwrap(), KcpConfig::realtime()).await?;
 //! let mut client = KcpStream::connect(listener.local_addr(), KcpConfig::new().fast_mode()).await?;
 //! client.send(b"ping").await?;
@@ -74,6 +74,7 @@
 
 mod config;
 mod driver;
+mod error;
 mod listener;
 mod memory;
 mod rng;
@@ -83,6 +84,7 @@ mod stream;
 mod transport;
 
 pub use config::KcpConfig;
+pub use error::{ConnectionError, KcpError, Result, Timeout};
 pub use listener::{KcpListener, ListenerLimits};
 pub use memory::{LinkConditions, MemoryNetwork, MemoryNetworkStats, MemoryTransport};
 pub use stats::{ConnectionStats, ListenerStats};

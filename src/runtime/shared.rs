@@ -6,7 +6,6 @@
 //! engine works or I/O happens.
 
 use std::collections::VecDeque;
-use std::io;
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -15,20 +14,8 @@ use bytes::{Buf, Bytes};
 use tokio::io::ReadBuf;
 use tokio::sync::Notify;
 
+use super::error::{ConnectionError, KcpError};
 use super::stats::ConnectionStats;
-
-/// Why a connection ended, kept so every later call can report it.
-#[derive(Debug, Clone)]
-pub(crate) struct Closed {
-    pub kind: io::ErrorKind,
-    pub message: String,
-}
-
-impl Closed {
-    pub(crate) fn to_error(&self) -> io::Error {
-        io::Error::new(self.kind, self.message.clone())
-    }
-}
 
 #[derive(Debug, Default)]
 pub(crate) struct State {
@@ -47,7 +34,8 @@ pub(crate) struct State {
     pub recv_queue: VecDeque<Bytes>,
     pub recv_queued: usize,
     pub read_waker: Option<Waker>,
-    pub closed: Option<Closed>,
+    /// Why the connection ended; every later call reports a copy.
+    pub closed: Option<KcpError>,
     pub handles_gone: bool,
     pub conv: u32,
     pub stats: ConnectionStats,
@@ -95,26 +83,26 @@ impl Shared {
 
     /// Queues `buf` for sending. Stream mode may accept a prefix; message
     /// mode takes the whole message or fails.
-    pub(crate) fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    pub(crate) fn poll_write(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<Result<usize, KcpError>> {
         if !self.stream_mode && buf.len() > self.max_message {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "message of {} bytes exceeds the largest KCP message ({} bytes = 127 segments)",
-                    buf.len(),
-                    self.max_message
-                ),
-            )));
+            return Poll::Ready(Err(KcpError::Buffer {
+                len: buf.len(),
+                max: self.max_message,
+            }));
         }
         let mut st = self.lock();
         if let Some(c) = &st.closed {
-            return Poll::Ready(Err(c.to_error()));
+            return Poll::Ready(Err(c.clone()));
         }
         if st.write_shutdown {
-            return Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "write after shutdown of this KCP stream",
-            )));
+            return Poll::Ready(Err(KcpError::Connection {
+                peer: self.peer,
+                reason: ConnectionError::WriteAfterShutdown,
+            }));
         }
         // A message larger than the whole buffer is still let through alone.
         if st.send_queued >= self.send_limit
@@ -139,13 +127,13 @@ impl Shared {
     }
 
     /// Ready once everything written was acknowledged by the peer.
-    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<Result<(), KcpError>> {
         let mut st = self.lock();
         if st.send_queue.is_empty() && st.unacked == 0 {
             return Poll::Ready(Ok(()));
         }
         if let Some(c) = &st.closed {
-            return Poll::Ready(Err(c.to_error()));
+            return Poll::Ready(Err(c.clone()));
         }
         st.flush_waker = Some(cx.waker().clone());
         drop(st);
@@ -154,7 +142,7 @@ impl Shared {
         Poll::Pending
     }
 
-    pub(crate) fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<Result<(), KcpError>> {
         self.lock().write_shutdown = true;
         self.poll_flush(cx)
     }
@@ -175,7 +163,7 @@ impl Shared {
         &self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    ) -> Poll<Result<(), KcpError>> {
         let mut st = self.lock();
         if let Some(mut front) = self.take_front(&mut st) {
             let n = front.len().min(buf.remaining());
@@ -189,19 +177,19 @@ impl Shared {
             return Poll::Ready(Ok(()));
         }
         if let Some(c) = &st.closed {
-            return Poll::Ready(Err(c.to_error()));
+            return Poll::Ready(Err(c.clone()));
         }
         st.read_waker = Some(cx.waker().clone());
         Poll::Pending
     }
 
-    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<io::Result<Bytes>> {
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Bytes, KcpError>> {
         let mut st = self.lock();
         if let Some(front) = self.take_front(&mut st) {
             return Poll::Ready(Ok(front));
         }
         if let Some(c) = &st.closed {
-            return Poll::Ready(Err(c.to_error()));
+            return Poll::Ready(Err(c.clone()));
         }
         st.read_waker = Some(cx.waker().clone());
         Poll::Pending

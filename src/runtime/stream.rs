@@ -14,6 +14,7 @@ use tokio::net::UdpSocket;
 
 use super::config::KcpConfig;
 use super::driver::{Driver, Source};
+use super::error::KcpError;
 use super::shared::Shared;
 use super::stats::ConnectionStats;
 use super::transport::Transport;
@@ -41,8 +42,10 @@ impl Drop for Handle {
 ///   `shutdown` refuses further writes, then flushes. KCP has no FIN: the
 ///   peer does not see end-of-stream, only silence.
 /// * When the peer is gone (dead link, idle timeout, no answer within the
-///   connect timeout) every call fails with an [`io::Error`] of kind
-///   `TimedOut` or `ConnectionAborted` whose message says which.
+///   connect timeout) every call fails with the [`KcpError`] that says which
+///   ([`KcpError::Timeout`], [`KcpError::Connection`]); through
+///   `AsyncRead`/`AsyncWrite` as an [`io::Error`] of kind `TimedOut` or
+///   `ConnectionAborted` carrying it (`KcpError::from(io_err)` recovers it).
 ///
 /// A task spawned on the current tokio runtime owns the protocol engine;
 /// dropping every handle lets it deliver queued data (for a bounded time)
@@ -70,8 +73,8 @@ impl KcpStream {
     /// conversation id. KCP has no handshake: this returns at once, and the
     /// peer learns of the connection from the first data written.
     ///
-    /// Fails with `InvalidInput` if `config` is invalid.
-    pub async fn connect(addr: SocketAddr, config: KcpConfig) -> io::Result<KcpStream> {
+    /// Fails with [`KcpError::Config`] if `config` is invalid.
+    pub async fn connect(addr: SocketAddr, config: KcpConfig) -> Result<KcpStream, KcpError> {
         KcpStream::connect_with_conv(addr, random_conv(), config).await
     }
 
@@ -83,7 +86,7 @@ impl KcpStream {
         addr: SocketAddr,
         conv: u32,
         config: KcpConfig,
-    ) -> io::Result<KcpStream> {
+    ) -> Result<KcpStream, KcpError> {
         config.validate()?;
         // Loopback peers get a loopback socket: nothing listens on other interfaces.
         let local_ip = match (addr.ip().is_loopback(), addr) {
@@ -103,7 +106,7 @@ impl KcpStream {
         addr: SocketAddr,
         conv: u32,
         config: KcpConfig,
-    ) -> io::Result<KcpStream> {
+    ) -> Result<KcpStream, KcpError> {
         config.validate()?;
         let local = transport.local_addr()?;
         let shared = Arc::new(Shared::new(conv, addr, local, &config));
@@ -131,15 +134,15 @@ impl KcpStream {
     }
 
     /// Sends one message (message mode) or a chunk of the stream (stream
-    /// mode), waiting for buffer space. Fails with `InvalidInput` if a
+    /// mode), waiting for buffer space. Fails with [`KcpError::Buffer`] if a
     /// message exceeds [`KcpConfig::max_message_size`].
-    pub async fn send(&mut self, data: &[u8]) -> io::Result<()> {
+    pub async fn send(&mut self, data: &[u8]) -> Result<(), KcpError> {
         send_all(self.shared(), data).await
     }
 
     /// Receives the next message (message mode) or the next received chunk
     /// (stream mode).
-    pub async fn recv(&mut self) -> io::Result<Bytes> {
+    pub async fn recv(&mut self) -> Result<Bytes, KcpError> {
         poll_fn(|cx| self.shared().poll_recv(cx)).await
     }
 
@@ -164,8 +167,8 @@ impl KcpStream {
     }
 
     /// Why the connection ended, if it has.
-    pub fn close_reason(&self) -> Option<io::Error> {
-        self.shared().lock().closed.as_ref().map(|c| c.to_error())
+    pub fn close_reason(&self) -> Option<KcpError> {
+        self.shared().lock().closed.clone()
     }
 
     /// Borrowed read and write halves, usable concurrently.
@@ -193,7 +196,7 @@ impl KcpStream {
     }
 }
 
-async fn send_all(shared: &Shared, mut data: &[u8]) -> io::Result<()> {
+async fn send_all(shared: &Shared, mut data: &[u8]) -> Result<(), KcpError> {
     if !shared.stream_mode {
         poll_fn(|cx| shared.poll_write(cx, data)).await?;
         return Ok(());
@@ -211,7 +214,10 @@ impl AsyncRead for KcpStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.handle.shared.poll_read(cx, buf)
+        self.handle
+            .shared
+            .poll_read(cx, buf)
+            .map_err(io::Error::from)
     }
 }
 
@@ -245,7 +251,7 @@ impl AsyncRead for ReadHalf<'_> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.shared.poll_read(cx, buf)
+        self.shared.poll_read(cx, buf).map_err(io::Error::from)
     }
 }
 
@@ -255,7 +261,10 @@ impl AsyncRead for OwnedReadHalf {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.handle.shared.poll_read(cx, buf)
+        self.handle
+            .shared
+            .poll_read(cx, buf)
+            .map_err(io::Error::from)
     }
 }
 
@@ -271,15 +280,15 @@ macro_rules! write_half {
                     return Poll::Ready(Ok(0));
                 }
                 let $s = &*self;
-                $get.poll_write(cx, buf)
+                $get.poll_write(cx, buf).map_err(io::Error::from)
             }
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 let $s = &*self;
-                $get.poll_flush(cx)
+                $get.poll_flush(cx).map_err(io::Error::from)
             }
             fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 let $s = &*self;
-                $get.poll_shutdown(cx)
+                $get.poll_shutdown(cx).map_err(io::Error::from)
             }
         }
     };
@@ -296,7 +305,7 @@ impl OwnedReadHalf {
     }
 
     /// Receives the next message (see [`KcpStream::recv`]).
-    pub async fn recv(&mut self) -> io::Result<Bytes> {
+    pub async fn recv(&mut self) -> Result<Bytes, KcpError> {
         poll_fn(|cx| self.handle.shared.poll_recv(cx)).await
     }
 }
@@ -308,7 +317,7 @@ impl OwnedWriteHalf {
     }
 
     /// Sends one message (see [`KcpStream::send`]).
-    pub async fn send(&mut self, data: &[u8]) -> io::Result<()> {
+    pub async fn send(&mut self, data: &[u8]) -> Result<(), KcpError> {
         send_all(&self.handle.shared, data).await
     }
 }
