@@ -23,7 +23,7 @@ pub use engine::Kcp;
 mod readme_doctests {}
 
 #[cfg(feature = "tokio")]
-pub use runtime::{KcpConfig, KcpError, KcpListener, KcpStream};
+pub use runtime::{KcpConfig, KcpError, KcpListener, KcpStream, Result};
 
 /// The async layer under the path kcp-tokio users know
 /// (`kcp::async_kcp::{KcpStream, KcpListener}`): the same module as
