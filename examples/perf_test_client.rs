@@ -13,7 +13,7 @@ fn preset(name: &str) -> Option<KcpConfig> {
     Some(match name {
         "normal" => KcpConfig::normal(),
         "fast" => KcpConfig::new().fast_mode(),
-        "turbo" => KcpConfig::turbo_mode(),
+        "turbo" => KcpConfig::turbo(),
         "gaming" => KcpConfig::gaming(),
         "realtime" => KcpConfig::realtime(),
         "file" => KcpConfig::file_transfer(),

@@ -11,7 +11,7 @@ fn presets() -> Vec<(&'static str, KcpConfig)> {
         ("new", KcpConfig::new()),
         ("normal", KcpConfig::normal()),
         ("fast_mode", KcpConfig::new().fast_mode()),
-        ("turbo_mode", KcpConfig::turbo_mode()),
+        ("turbo_mode", KcpConfig::turbo()),
         ("gaming", KcpConfig::gaming()),
         ("realtime", KcpConfig::realtime()),
         ("file_transfer", KcpConfig::file_transfer()),

@@ -8,7 +8,8 @@ use crate::engine::HEADER_LEN;
 /// Settings of one KCP connection (both ends should agree on `mtu`,
 /// `stream_mode` and roughly on the windows; the rest is local).
 ///
-/// Start from a preset and adjust with the builder methods:
+/// Start from a preset (see the [table of presets](super::presets)) and
+/// adjust with the builder methods:
 ///
 /// ```
 /// use std::time::Duration;
@@ -93,64 +94,6 @@ impl KcpConfig {
             simulated_loss: 0.0,
             loss_seed: 0x6b63_7000,
         }
-    }
-
-    /// Conservative: 40 ms interval, no fast retransmit, congestion control on.
-    pub fn normal() -> Self {
-        KcpConfig::new().nodelay(false, 40, 0, false)
-    }
-
-    /// Low latency on a shared network: no-delay, 8 ms interval, fast
-    /// retransmit after 2 duplicate acks, congestion control on.
-    /// Usable as a constructor-like method: `KcpConfig::new().fast_mode()`.
-    pub fn fast_mode(self) -> Self {
-        self.nodelay(true, 8, 2, false).window_size(128, 128)
-    }
-
-    /// Lowest latency, for links you own: 4 ms, resend 1, congestion control off.
-    pub fn turbo_mode() -> Self {
-        KcpConfig::new()
-            .nodelay(true, 4, 1, true)
-            .window_size(256, 256)
-    }
-
-    /// Game state updates: 3 ms, resend 1, congestion control off, small
-    /// datagrams, and a quick verdict on a vanished peer.
-    pub fn gaming() -> Self {
-        KcpConfig::new()
-            .nodelay(true, 3, 1, true)
-            .window_size(128, 128)
-            .mtu(1200)
-            .idle_timeout(Some(Duration::from_secs(10)))
-    }
-
-    /// Voice/video-like traffic: 8 ms, resend 2, congestion control off.
-    pub fn realtime() -> Self {
-        KcpConfig::new()
-            .nodelay(true, 8, 2, true)
-            .window_size(256, 256)
-    }
-
-    /// Bulk transfer: stream mode, large windows and buffers, 10 ms,
-    /// congestion control on.
-    pub fn file_transfer() -> Self {
-        KcpConfig::new()
-            .nodelay(true, 10, 2, false)
-            .window_size(1024, 1024)
-            .stream_mode(true)
-            .send_buffer(8 << 20)
-            .recv_buffer(8 << 20)
-    }
-
-    /// [`fast_mode`](KcpConfig::fast_mode) with `loss` (0.0..1.0) of outgoing
-    /// datagrams dropped on purpose, and timeouts short enough for tests.
-    pub fn testing(loss: f64) -> Self {
-        let mut c = KcpConfig::new()
-            .fast_mode()
-            .connect_timeout(Duration::from_secs(5))
-            .idle_timeout(Some(Duration::from_secs(10)));
-        c.simulated_loss = loss;
-        c
     }
 
     /// Send and receive windows in segments.
@@ -332,35 +275,6 @@ impl KcpConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn presets_are_valid_and_distinct() {
-        let presets = [
-            KcpConfig::new(),
-            KcpConfig::normal(),
-            KcpConfig::new().fast_mode(),
-            KcpConfig::turbo_mode(),
-            KcpConfig::gaming(),
-            KcpConfig::realtime(),
-            KcpConfig::file_transfer(),
-            KcpConfig::testing(0.1),
-        ];
-        for p in &presets {
-            p.validate().unwrap();
-        }
-        assert_eq!(KcpConfig::normal().interval, 40);
-        assert_eq!(KcpConfig::new().fast_mode().interval, 8);
-        assert!(!KcpConfig::new().fast_mode().no_congestion_control);
-        assert_eq!(
-            (
-                KcpConfig::turbo_mode().interval,
-                KcpConfig::turbo_mode().resend
-            ),
-            (4, 1)
-        );
-        assert!(KcpConfig::gaming().no_congestion_control);
-        assert_eq!(KcpConfig::gaming().interval, 3);
-    }
 
     #[test]
     fn impossible_values_are_named() {

@@ -77,6 +77,7 @@ mod driver;
 mod error;
 mod listener;
 mod memory;
+pub mod presets;
 mod rng;
 mod shared;
 mod stats;
