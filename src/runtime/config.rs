@@ -57,6 +57,14 @@ pub struct KcpConfig {
     /// Bytes received but not yet read before the engine stops handing
     /// data over (the peer then sees the window close).
     pub recv_buffer: usize,
+    /// Bytes of data received out of order that the connection holds while
+    /// it waits for a gap to fill, counted as segments times the MSS.
+    /// Out-of-order segments beyond it are dropped unacknowledged (the peer
+    /// retransmits them); the next expected segment is always accepted.
+    /// Default 512 KiB, more than `rcv_wnd` full segments of every preset but
+    /// [`file_transfer`](KcpConfig::file_transfer). A connection also drops
+    /// datagrams longer than `mtu` and data segments longer than the MSS.
+    pub max_out_of_order_bytes: usize,
     /// Fraction (0.0..1.0) of outgoing datagrams dropped on purpose, to test
     /// applications against loss. Zero outside tests.
     pub simulated_loss: f64,
@@ -91,6 +99,7 @@ impl KcpConfig {
             idle_timeout: Some(Duration::from_secs(30)),
             send_buffer: 1 << 20,
             recv_buffer: 1 << 20,
+            max_out_of_order_bytes: 512 << 10,
             simulated_loss: 0.0,
             loss_seed: 0x6b63_7000,
         }
@@ -164,6 +173,12 @@ impl KcpConfig {
     /// Bytes received but unread before the receive window closes.
     pub fn recv_buffer(mut self, bytes: usize) -> Self {
         self.recv_buffer = bytes;
+        self
+    }
+
+    /// See [`KcpConfig::max_out_of_order_bytes`](KcpConfig#structfield.max_out_of_order_bytes).
+    pub fn max_out_of_order_bytes(mut self, bytes: usize) -> Self {
+        self.max_out_of_order_bytes = bytes;
         self
     }
 

@@ -15,6 +15,8 @@ use tracing::{debug, trace, warn};
 
 use super::config::KcpConfig;
 use super::error::{ConnectionError, KcpError, Timeout};
+use super::input_guard::{BytePool, InputGuard};
+use super::listener::Routed;
 use super::rng::Rng;
 use super::shared::Shared;
 use super::transport::{self, Transport};
@@ -23,7 +25,7 @@ use crate::engine::{conv_of, Command, InputError, Kcp, SegmentHeader, HEADER_LEN
 /// Where a connection's datagrams come from.
 pub(crate) enum Source {
     /// Routed by a listener that owns the transport's receive side.
-    Listener(mpsc::Receiver<Bytes>),
+    Listener(mpsc::Receiver<Routed>),
     /// A client connection receiving from its own transport.
     Own,
 }
@@ -67,6 +69,8 @@ pub(crate) struct Driver {
     window_reopened: bool,
     /// A reopened window being announced, until the peer sends data again.
     reopening: Option<Reopening>,
+    /// Screens datagrams before the engine sees them (memory bounds).
+    guard: InputGuard,
 }
 
 /// Announcing that a window we advertised as closed has room again.
@@ -104,6 +108,7 @@ impl Driver {
             0
         };
         Driver {
+            guard: InputGuard::new(config.mtu, config.max_out_of_order_bytes),
             kcp,
             loss: Rng::new(config.loss_seed ^ u64::from(conv)),
             config,
@@ -131,6 +136,16 @@ impl Driver {
             window_reopened: false,
             reopening: None,
         }
+    }
+
+    /// A listener's connection: half-open until the peer proves itself, and
+    /// sharing the listener's out-of-order pool.
+    pub(crate) fn join_listener(
+        &mut self,
+        pool: Arc<BytePool>,
+        on_established: Box<dyn FnOnce() + Send>,
+    ) {
+        self.guard.join_listener(pool, on_established);
     }
 
     fn now_ms(&self) -> u32 {
@@ -365,6 +380,10 @@ impl Driver {
                 }
             }
         }
+        let Some(d) = self.guard.screen(&self.kcp, d) else {
+            self.rejected += 1;
+            return;
+        };
         match self.kcp.input(d) {
             Ok(()) => self.last_heard = Some(Instant::now()),
             Err(e) => {
@@ -373,6 +392,7 @@ impl Driver {
                 trace!(error = %e, len = d.len(), "datagram rejected");
             }
         }
+        self.guard.settle(&self.kcp);
     }
 
     /// Feeds datagrams that are already waiting without sleeping again.
@@ -468,6 +488,10 @@ impl Driver {
         st.stats.rejected_datagrams = self.rejected;
         st.stats.simulated_drops = self.simulated_drops;
         st.stats.keep_alives_sent = self.keep_alives;
+        self.guard.settle(&self.kcp);
+        st.stats.oversized_datagrams = self.guard.counters.oversized_datagrams;
+        st.stats.oversized_segments = self.guard.counters.oversized_segments;
+        st.stats.out_of_order_dropped = self.guard.counters.out_of_order_dropped;
         st.stats.send_buffer_bytes = st.send_queued;
         st.stats.recv_buffer_bytes = st.recv_queued;
         if st.handles_gone && self.handles_gone_at.is_none() {
@@ -613,7 +637,7 @@ enum Event {
 }
 
 enum Incoming {
-    Data(Bytes),
+    Data(Routed),
     Own(usize, SocketAddr),
     Nothing,
     SourceGone,

@@ -11,6 +11,7 @@ use tracing::{debug, trace};
 use super::config::KcpConfig;
 use super::driver::{Driver, Source};
 use super::error::{ConnectionError, KcpError};
+use super::input_guard::BytePool;
 use super::shared::Shared;
 use super::stats::{ListenerCounters, ListenerStats};
 use super::stream::{random_conv, KcpStream};
@@ -27,6 +28,17 @@ pub struct ListenerLimits {
     pub max_connections: usize,
     /// Datagrams queued for one connection's task before more are dropped.
     pub per_connection_queue: usize,
+    /// Bytes of datagrams queued for all connections' tasks together before
+    /// more are dropped (counted in [`ListenerStats::dropped_overload`]).
+    /// Default 16 MiB.
+    pub max_queued_bytes: usize,
+    /// Bytes all connections together hold out of order (waiting for a gap
+    /// to fill), counted as segments times the MSS. Beyond it, out-of-order
+    /// segments are dropped unacknowledged and the peers retransmit them;
+    /// in-order data always gets through. Each connection is also capped by
+    /// [`KcpConfig::max_out_of_order_bytes`](super::KcpConfig#structfield.max_out_of_order_bytes).
+    /// Default 32 MiB.
+    pub max_out_of_order_total: usize,
 }
 
 impl Default for ListenerLimits {
@@ -35,6 +47,8 @@ impl Default for ListenerLimits {
             backlog: 128,
             max_connections: 4096,
             per_connection_queue: 1024,
+            max_queued_bytes: 16 << 20,
+            max_out_of_order_total: 32 << 20,
         }
     }
 }
@@ -55,6 +69,8 @@ pub struct KcpListener {
     accept_rx: Mutex<mpsc::Receiver<(KcpStream, SocketAddr)>>,
     local: SocketAddr,
     counters: Arc<ListenerCounters>,
+    queued: Arc<BytePool>,
+    out_of_order: Arc<BytePool>,
 }
 
 impl KcpListener {
@@ -93,10 +109,20 @@ impl KcpListener {
                 ));
             }
         }
+        if limits.max_queued_bytes < config.mtu {
+            return Err(KcpError::config(
+                "max_queued_bytes",
+                "of ListenerLimits must be at least the mtu",
+            ));
+        }
         let local = transport.local_addr()?;
         let (accept_tx, accept_rx) = mpsc::channel(limits.backlog);
         let counters = Arc::new(ListenerCounters::default());
+        let queued = BytePool::new(limits.max_queued_bytes);
+        let out_of_order = BytePool::new(limits.max_out_of_order_total);
         let router = Router {
+            queued: queued.clone(),
+            out_of_order: out_of_order.clone(),
             transport,
             config,
             limits,
@@ -111,6 +137,8 @@ impl KcpListener {
             accept_rx: Mutex::new(accept_rx),
             local,
             counters,
+            queued,
+            out_of_order,
         })
     }
 
@@ -136,7 +164,30 @@ impl KcpListener {
 
     /// Datagram and connection counters.
     pub fn stats(&self) -> ListenerStats {
-        self.counters.snapshot()
+        let mut s = self.counters.snapshot();
+        s.queued_bytes = self.queued.used() as u64;
+        s.out_of_order_bytes = self.out_of_order.used() as u64;
+        s
+    }
+}
+
+/// A datagram on its way from the listener to a connection's task, counted
+/// in the listener's queued bytes until the task is done with it.
+pub(crate) struct Routed {
+    data: Bytes,
+    pool: Arc<BytePool>,
+}
+
+impl std::ops::Deref for Routed {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl Drop for Routed {
+    fn drop(&mut self) {
+        self.pool.release(self.data.len());
     }
 }
 
@@ -149,7 +200,11 @@ struct Router {
     local: SocketAddr,
     accept_tx: mpsc::Sender<(KcpStream, SocketAddr)>,
     counters: Arc<ListenerCounters>,
-    table: HashMap<Key, mpsc::Sender<Bytes>>,
+    /// Bytes routed and not yet consumed (see [`Routed`]).
+    queued: Arc<BytePool>,
+    /// Out-of-order bytes of all connections (see `InputGuard`).
+    out_of_order: Arc<BytePool>,
+    table: HashMap<Key, mpsc::Sender<Routed>>,
     /// Peers that opened with conversation 0, and the id we gave them.
     assigned: HashMap<SocketAddr, u32>,
 }
@@ -247,6 +302,10 @@ impl Router {
         accepting: bool,
         gone_tx: &mpsc::UnboundedSender<Key>,
     ) {
+        if d.len() > self.config.mtu {
+            ListenerCounters::bump(&self.counters.dropped_oversized);
+            return;
+        }
         if !well_formed(d) {
             ListenerCounters::bump(&self.counters.dropped_malformed);
             return;
@@ -271,7 +330,14 @@ impl Router {
             set_conv(&mut data, conv);
         }
         let key = (peer, conv);
-        let data = data.freeze();
+        if !self.queued.try_charge(data.len()) {
+            ListenerCounters::bump(&self.counters.dropped_overload);
+            return;
+        }
+        let data = Routed {
+            data: data.freeze(),
+            pool: self.queued.clone(),
+        };
         if let Some(tx) = self.table.get(&key) {
             match tx.try_send(data) {
                 Ok(()) => ListenerCounters::bump(&self.counters.routed),
@@ -302,7 +368,7 @@ impl Router {
         let on_exit: Box<dyn FnOnce() + Send> = Box::new(move || {
             let _ = gone_tx.send(key);
         });
-        let driver = Driver::new(
+        let mut driver = Driver::new(
             conv,
             self.config.clone(),
             shared.clone(),
@@ -311,6 +377,7 @@ impl Router {
             Source::Listener(rx),
             Some(on_exit),
         );
+        driver.join_listener(self.out_of_order.clone(), Box::new(|| {}));
         let _ = tx.try_send(data);
         tokio::spawn(driver.run());
         if conv_of(d) == Some(0) {

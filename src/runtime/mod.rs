@@ -75,6 +75,7 @@
 mod config;
 mod driver;
 mod error;
+mod input_guard;
 mod listener;
 mod memory;
 pub mod presets;

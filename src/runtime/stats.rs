@@ -38,6 +38,13 @@ pub struct ConnectionStats {
     pub simulated_drops: u64,
     /// Keep-alive probes sent.
     pub keep_alives_sent: u64,
+    /// Datagrams dropped for being longer than the MTU.
+    pub oversized_datagrams: u64,
+    /// Data segments dropped for being longer than the MSS.
+    pub oversized_segments: u64,
+    /// Out-of-order data segments dropped, unacknowledged, because the
+    /// out-of-order byte cap (or the listener's pool) was reached.
+    pub out_of_order_dropped: u64,
     /// Smoothed round-trip time.
     pub srtt: Duration,
     /// Current retransmission timeout.
@@ -95,8 +102,16 @@ pub struct ListenerStats {
     pub dropped_unknown: u64,
     /// Dropped: the connection limit or the accept backlog was full.
     pub dropped_capacity: u64,
-    /// Dropped: the connection's input queue was full.
+    /// Dropped: the connection's input queue was full, or the listener's
+    /// queued bytes reached [`ListenerLimits::max_queued_bytes`](super::ListenerLimits#structfield.max_queued_bytes).
     pub dropped_overload: u64,
+    /// Dropped: longer than the MTU.
+    pub dropped_oversized: u64,
+    /// Bytes of datagrams routed but not yet taken by their connections.
+    pub queued_bytes: u64,
+    /// Bytes the listener's connections hold out of order, counted as
+    /// segments times the MSS (see [`ListenerLimits::max_out_of_order_total`](super::ListenerLimits#structfield.max_out_of_order_total)).
+    pub out_of_order_bytes: u64,
     /// Errors returned by the transport's receive.
     pub transport_errors: u64,
 }
@@ -111,6 +126,7 @@ pub(crate) struct ListenerCounters {
     pub dropped_unknown: AtomicU64,
     pub dropped_capacity: AtomicU64,
     pub dropped_overload: AtomicU64,
+    pub dropped_oversized: AtomicU64,
     pub transport_errors: AtomicU64,
 }
 
@@ -130,6 +146,9 @@ impl ListenerCounters {
             dropped_unknown: g(&self.dropped_unknown),
             dropped_capacity: g(&self.dropped_capacity),
             dropped_overload: g(&self.dropped_overload),
+            dropped_oversized: g(&self.dropped_oversized),
+            queued_bytes: 0,
+            out_of_order_bytes: 0,
             transport_errors: g(&self.transport_errors),
         }
     }
