@@ -164,6 +164,7 @@ async fn backlog_and_connection_limits_hold() {
         backlog: 3,
         max_connections: 5,
         per_connection_queue: 64,
+        ..ListenerLimits::default()
     };
     let listener =
         KcpListener::with_limits(std::sync::Arc::new(socket), KcpConfig::testing(0.0), limits)

@@ -1,0 +1,97 @@
+//! Shared by the `hostile_*` tests: an echo server whose listener stays
+//! observable, verified echo clients, forged segments and the process RSS.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kcp::engine::{Command, SegmentHeader};
+use kcp::runtime::{KcpConfig, KcpListener, KcpStream};
+
+/// Serves `listener` with an echo handler per connection; returns the
+/// listener (for its stats) and the serving task.
+pub fn echo_server(listener: KcpListener) -> (Arc<KcpListener>, tokio::task::JoinHandle<()>) {
+    let l = Arc::new(listener);
+    let l2 = l.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = l2.accept().await {
+            tokio::spawn(async move {
+                while let Ok(m) = s.recv().await {
+                    if s.send(&m).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (l, task)
+}
+
+/// A message whose bytes say who sent it and when.
+pub fn message(id: u32, round: u32) -> Vec<u8> {
+    let len = 16 + (id as usize * 131 + round as usize * 7) % 1500;
+    (0..len)
+        .map(|i| (i as u32 ^ id.wrapping_mul(31) ^ round.wrapping_mul(7)) as u8)
+        .collect()
+}
+
+/// One echo round trip, checked byte for byte; returns its duration.
+pub async fn echo_once(c: &mut KcpStream, id: u32, round: u32) -> Duration {
+    let m = message(id, round);
+    let start = Instant::now();
+    c.send(&m).await.unwrap();
+    let back = tokio::time::timeout(Duration::from_secs(5), c.recv())
+        .await
+        .unwrap_or_else(|_| panic!("client {id} round {round}: no echo within 5 s"))
+        .unwrap();
+    assert_eq!(&back[..], &m[..], "client {id} round {round}: wrong echo");
+    start.elapsed()
+}
+
+/// Connects from `local` (an address on 127.0.0.0/8) and echoes `rounds`
+/// times; returns the round-trip times.
+pub async fn echo_client(server: SocketAddr, id: u32, rounds: u32) -> Vec<Duration> {
+    let mut c = KcpStream::connect(server, KcpConfig::testing(0.0))
+        .await
+        .unwrap();
+    let mut rtts = Vec::new();
+    for r in 0..rounds {
+        rtts.push(echo_once(&mut c, id, r).await);
+    }
+    rtts
+}
+
+/// One segment, with `payload_len` bytes of payload (the length field says
+/// the same).
+pub fn segment(conv: u32, cmd: Command, sn: u32, payload_len: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(24 + payload_len);
+    SegmentHeader {
+        conv,
+        cmd: cmd as u8,
+        sn,
+        wnd: 128,
+        len: payload_len as u32,
+        ..Default::default()
+    }
+    .encode(&mut v);
+    v.resize(24 + payload_len, 0x5a);
+    v
+}
+
+/// Resident memory of this process, where the platform says (Linux).
+pub fn rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The p-th percentile (0..=100) of `v`.
+pub fn percentile(v: &mut [Duration], p: usize) -> Duration {
+    v.sort();
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v[(v.len() * p / 100).min(v.len() - 1)]
+}
