@@ -39,10 +39,12 @@ async fn hold_out_of_order(attacker: &UdpSocket, server: std::net::SocketAddr, c
 async fn out_of_order_and_oversized_segments_stay_under_the_bounds() {
     let per_connection = 32 * MSS;
     let pool = 1 << 20;
+    let floor = 8 * MSS;
     let config = KcpConfig::testing(0.0)
         .idle_timeout(Some(Duration::from_secs(2)))
-        .max_out_of_order_bytes(per_connection);
+        .max_out_of_order_bytes(Some(per_connection));
     let limits = ListenerLimits {
+        out_of_order_floor: floor,
         max_out_of_order_total: pool,
         ..ListenerLimits::default()
     };
@@ -75,7 +77,7 @@ async fn out_of_order_and_oversized_segments_stay_under_the_bounds() {
             "60,000-byte datagrams not dropped: {st:?}"
         );
 
-        // Sixty-four: the listener's pool stops them all together.
+        // Sixty-four: their floors and the listener's pool stop them all.
         for conv in 1008..1064 {
             hold_out_of_order(&attacker, addr, conv).await;
         }
@@ -84,11 +86,11 @@ async fn out_of_order_and_oversized_segments_stay_under_the_bounds() {
         println!("64 connections, pool {pool} B: {st:?}");
         assert_eq!(st.connections_created, 64, "{st:?}");
         assert!(
-            st.out_of_order_bytes <= (pool + 2 * MSS) as u64,
-            "listener pool exceeded: {st:?}"
+            st.out_of_order_bytes <= (64 * floor + pool + 2 * MSS) as u64,
+            "listener bound exceeded: {st:?}"
         );
         assert!(
-            st.out_of_order_bytes >= (pool / 2) as u64,
+            st.out_of_order_bytes >= (pool / 2 + 56 * floor) as u64,
             "the attack did not reach the pool: {st:?}"
         );
         if let (Some(before), Some(now)) = (rss_before, rss_bytes()) {

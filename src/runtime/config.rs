@@ -59,12 +59,18 @@ pub struct KcpConfig {
     pub recv_buffer: usize,
     /// Bytes of data received out of order that the connection holds while
     /// it waits for a gap to fill, counted as segments times the MSS.
-    /// Out-of-order segments beyond it are dropped unacknowledged (the peer
-    /// retransmits them); the next expected segment is always accepted.
-    /// Default 512 KiB, more than `rcv_wnd` full segments of every preset but
-    /// [`file_transfer`](KcpConfig::file_transfer). A connection also drops
-    /// datagrams longer than `mtu` and data segments longer than the MSS.
-    pub max_out_of_order_bytes: usize,
+    /// `None` (the default) is the receive window: `rcv_wnd` segments of the
+    /// MSS (176,128 bytes for [`new`](KcpConfig::new)), which a peer that
+    /// respects the window we advertise never exceeds. Out-of-order segments
+    /// beyond it are dropped unacknowledged (the peer retransmits them; set
+    /// below the window, a lossy link then costs retransmissions, and a
+    /// segment dropped `dead_link` times ends the connection); the next
+    /// expected segment is always accepted. Whatever this says, a connection
+    /// drops datagrams longer than `mtu` and data segments longer than the
+    /// MSS, so one connection never holds more than `rcv_wnd` times the MSS
+    /// out of order. A listener's connections also share
+    /// [`ListenerLimits::max_out_of_order_total`](super::ListenerLimits#structfield.max_out_of_order_total).
+    pub max_out_of_order_bytes: Option<usize>,
     /// Fraction (0.0..1.0) of outgoing datagrams dropped on purpose, to test
     /// applications against loss. Zero outside tests.
     pub simulated_loss: f64,
@@ -99,7 +105,7 @@ impl KcpConfig {
             idle_timeout: Some(Duration::from_secs(30)),
             send_buffer: 1 << 20,
             recv_buffer: 1 << 20,
-            max_out_of_order_bytes: 512 << 10,
+            max_out_of_order_bytes: None,
             simulated_loss: 0.0,
             loss_seed: 0x6b63_7000,
         }
@@ -177,7 +183,7 @@ impl KcpConfig {
     }
 
     /// See [`KcpConfig::max_out_of_order_bytes`](KcpConfig#structfield.max_out_of_order_bytes).
-    pub fn max_out_of_order_bytes(mut self, bytes: usize) -> Self {
+    pub fn max_out_of_order_bytes(mut self, bytes: Option<usize>) -> Self {
         self.max_out_of_order_bytes = bytes;
         self
     }

@@ -143,9 +143,10 @@ impl Driver {
     pub(crate) fn join_listener(
         &mut self,
         pool: Arc<BytePool>,
+        floor: usize,
         on_established: Box<dyn FnOnce() + Send>,
     ) {
-        self.guard.join_listener(pool, on_established);
+        self.guard.join_listener(pool, floor, on_established);
     }
 
     fn now_ms(&self) -> u32 {

@@ -8,8 +8,11 @@
 //! - drops a datagram longer than the MTU (our peer never builds one);
 //! - removes data segments longer than the MSS;
 //! - removes out-of-order data segments once the bytes buffered out of order
-//!   would pass the connection's cap ([`KcpConfig::max_out_of_order_bytes`])
-//!   or the listener-wide pool ([`ListenerLimits::max_out_of_order_total`]).
+//!   would pass the connection's cap ([`KcpConfig::max_out_of_order_bytes`]),
+//!   or, for a listener's connection, its floor
+//!   ([`ListenerLimits::out_of_order_floor`]) plus what it can draw from the
+//!   listener-wide pool ([`ListenerLimits::max_out_of_order_total`]).
+//!   A half-open listener connection holds nothing out of order.
 //!
 //! A removed segment is never acknowledged (the engine does not see it), so
 //! the peer retransmits it later; the next expected segment is always let
@@ -18,6 +21,7 @@
 //!
 //! [`KcpConfig::max_out_of_order_bytes`]: super::KcpConfig#structfield.max_out_of_order_bytes
 //! [`ListenerLimits::max_out_of_order_total`]: super::ListenerLimits#structfield.max_out_of_order_total
+//! [`ListenerLimits::out_of_order_floor`]: super::ListenerLimits#structfield.out_of_order_floor
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -29,6 +33,8 @@ use crate::engine::{Command, Kcp, SegmentHeader, HEADER_LEN};
 pub(crate) struct BytePool {
     used: AtomicUsize,
     cap: usize,
+    /// What the members hold in all, drawn from the pool or not.
+    held: AtomicUsize,
 }
 
 impl BytePool {
@@ -36,12 +42,18 @@ impl BytePool {
         Arc::new(BytePool {
             used: AtomicUsize::new(0),
             cap,
+            held: AtomicUsize::new(0),
         })
     }
 
     /// Bytes currently charged.
     pub(crate) fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
+    }
+
+    /// Bytes the members hold in all, floors included.
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
     }
 
     /// Charges `bytes` if they fit under the cap.
@@ -78,8 +90,12 @@ pub(crate) struct InputGuard {
     cap: usize,
     configured_cap: usize,
     pool: Option<Arc<BytePool>>,
-    /// What this connection has charged to the pool.
+    /// Out-of-order bytes held without drawing from the pool.
+    floor: usize,
+    /// What this connection has drawn from the pool.
     charged: usize,
+    /// What this connection last reported as held.
+    held: usize,
     /// Called once when a half-open connection proves itself.
     on_established: Option<Box<dyn FnOnce() + Send>>,
     half_open: bool,
@@ -88,13 +104,18 @@ pub(crate) struct InputGuard {
 }
 
 impl InputGuard {
-    pub(crate) fn new(mtu: usize, max_out_of_order: usize) -> Self {
+    /// `max_out_of_order`: `None` for the receive window (which the engine
+    /// bounds by itself once segments are at most the MSS).
+    pub(crate) fn new(mtu: usize, max_out_of_order: Option<usize>) -> Self {
+        let cap = max_out_of_order.unwrap_or(usize::MAX);
         InputGuard {
             mtu,
-            cap: max_out_of_order,
-            configured_cap: max_out_of_order,
+            cap,
+            configured_cap: cap,
             pool: None,
+            floor: 0,
             charged: 0,
+            held: 0,
             on_established: None,
             half_open: false,
             scratch: Vec::new(),
@@ -109,9 +130,11 @@ impl InputGuard {
     pub(crate) fn join_listener(
         &mut self,
         pool: Arc<BytePool>,
+        floor: usize,
         on_established: Box<dyn FnOnce() + Send>,
     ) {
         self.pool = Some(pool);
+        self.floor = floor;
         self.cap = 0;
         self.half_open = true;
         self.on_established = Some(on_established);
@@ -201,13 +224,13 @@ impl InputGuard {
             return false;
         }
         if let Some(pool) = &self.pool {
-            // Charged up front against the pool; settled after the input.
-            let held = *buffered + mss;
-            if held > self.charged && !pool.try_charge(held - self.charged) {
+            // Drawn up front from the pool; settled after the input.
+            let drawn = (*buffered + mss).saturating_sub(self.floor);
+            if drawn > self.charged && !pool.try_charge(drawn - self.charged) {
                 self.counters.out_of_order_dropped += 1;
                 return false;
             }
-            self.charged = self.charged.max(held);
+            self.charged = self.charged.max(drawn);
         }
         *buffered += mss;
         true
@@ -227,13 +250,20 @@ impl InputGuard {
             return;
         };
         let held = kcp.recv_buffer_len() * kcp.mss();
-        if held < self.charged {
-            pool.release(self.charged - held);
-        } else if held > self.charged {
-            // In-order segments waiting for a full receive queue.
-            pool.charge(held - self.charged);
+        if held >= self.held {
+            pool.held.fetch_add(held - self.held, Ordering::Relaxed);
+        } else {
+            pool.held.fetch_sub(self.held - held, Ordering::Relaxed);
         }
-        self.charged = held;
+        self.held = held;
+        let drawn = held.saturating_sub(self.floor);
+        if drawn < self.charged {
+            pool.release(self.charged - drawn);
+        } else if drawn > self.charged {
+            // In-order segments waiting for a full receive queue.
+            pool.charge(drawn - self.charged);
+        }
+        self.charged = drawn;
     }
 }
 
@@ -241,6 +271,7 @@ impl Drop for InputGuard {
     fn drop(&mut self) {
         if let Some(pool) = &self.pool {
             pool.release(self.charged);
+            pool.held.fetch_sub(self.held, Ordering::Relaxed);
         }
     }
 }
@@ -286,7 +317,7 @@ mod tests {
     #[test]
     fn datagrams_over_the_mtu_are_dropped() {
         let k = engine(200);
-        let mut g = InputGuard::new(200, 1 << 20);
+        let mut g = InputGuard::new(200, None);
         let d = [push(1, 0, 100), push(1, 1, 100)].concat();
         assert_eq!(g.screen(&k, &d), None);
         assert_eq!(g.counters.oversized_datagrams, 1);
@@ -299,7 +330,7 @@ mod tests {
         // Under an MTU check alone a segment cannot pass the MSS; a transport
         // allowing longer datagrams than the engine's MTU shows the check.
         let k = engine(1400);
-        let mut g = InputGuard::new(2000, 1 << 20);
+        let mut g = InputGuard::new(2000, None);
         let d = [ack(1, 0), push(1, 0, 1376)].concat();
         assert_eq!(g.screen(&k, &d), Some(&d[..]), "within the mss: kept");
         let d = [ack(1, 0), push(1, 0, 1377)].concat();
@@ -312,7 +343,7 @@ mod tests {
     fn out_of_order_bytes_stop_at_the_cap_but_the_next_segment_enters() {
         let mut k = engine(1400);
         let mss = 1376;
-        let mut g = InputGuard::new(1400, 3 * mss);
+        let mut g = InputGuard::new(1400, Some(3 * mss));
         for sn in 1..=5 {
             if let Some(d) = g.screen(&k, &push(1, sn, 1000)) {
                 let d = d.to_vec();
@@ -332,7 +363,7 @@ mod tests {
     #[test]
     fn consecutive_segments_in_one_datagram_are_in_order() {
         let mut k = engine(1400);
-        let mut g = InputGuard::new(1400, 0);
+        let mut g = InputGuard::new(1400, Some(0));
         let d = [
             push(1, 0, 10),
             push(1, 1, 10),
@@ -352,13 +383,15 @@ mod tests {
 
     #[test]
     fn the_listener_pool_is_charged_and_returned() {
+        // A floor of one segment, and two more from the pool.
         let pool = BytePool::new(2 * 1376);
         let mut k = engine(1400);
-        let mut g = InputGuard::new(1400, 1 << 20);
+        let mut g = InputGuard::new(1400, None);
         let established = Arc::new(AtomicUsize::new(0));
         let e = established.clone();
         g.join_listener(
             pool.clone(),
+            1376,
             Box::new(move || {
                 e.fetch_add(1, Ordering::Relaxed);
             }),
@@ -379,20 +412,30 @@ mod tests {
             );
         }
         assert_eq!(established.load(Ordering::Relaxed), 1);
-        // rcv_nxt is 2: segments 3, 4 and 5 are out of order; two fit.
-        let d = [push(1, 3, 10), push(1, 4, 10), push(1, 5, 10)].concat();
+        // rcv_nxt is 2: segments 3 to 6 are out of order; three fit.
+        let d = [
+            push(1, 3, 10),
+            push(1, 4, 10),
+            push(1, 5, 10),
+            push(1, 6, 10),
+        ]
+        .concat();
         let kept = g.screen(&k, &d).unwrap().to_vec();
-        assert_eq!(kept, [push(1, 3, 10), push(1, 4, 10)].concat());
+        assert_eq!(kept, d[..3 * 34]);
         k.input(&kept).unwrap();
         g.settle(&k);
         assert_eq!(pool.used(), 2 * 1376);
         k.input(&push(1, 2, 10)).unwrap();
         g.settle(&k);
         assert_eq!(pool.used(), 0, "the gap filled: all delivered in order");
-        k.input(&push(1, 7, 10)).unwrap();
+        for sn in 7..9 {
+            k.input(&push(1, sn, 10)).unwrap();
+        }
         g.settle(&k);
-        assert_eq!(pool.used(), 1376);
+        assert_eq!(pool.used(), 1376, "one segment within the floor");
+        assert_eq!(pool.held(), 2 * 1376);
         drop(g);
         assert_eq!(pool.used(), 0, "a closed connection returns its share");
+        assert_eq!(pool.held(), 0);
     }
 }

@@ -32,12 +32,21 @@ pub struct ListenerLimits {
     /// more are dropped (counted in [`ListenerStats::dropped_overload`]).
     /// Default 16 MiB.
     pub max_queued_bytes: usize,
-    /// Bytes all connections together hold out of order (waiting for a gap
-    /// to fill), counted as segments times the MSS. Beyond it, out-of-order
+    /// Bytes held out of order (waiting for a gap to fill) that every
+    /// established connection may keep whatever the others hold, counted as
+    /// segments times the MSS. Default 32 KiB (23 segments of 1,376 bytes):
+    /// enough for a lossy link to recover at the pace of a few segments per
+    /// round trip while [`max_out_of_order_total`](ListenerLimits::max_out_of_order_total)
+    /// is exhausted. A half-open connection holds nothing out of order.
+    pub out_of_order_floor: usize,
+    /// Bytes held out of order beyond their floors by all connections
+    /// together, counted as segments times the MSS. Beyond it, out-of-order
     /// segments are dropped unacknowledged and the peers retransmit them;
     /// in-order data always gets through. Each connection is also capped by
     /// [`KcpConfig::max_out_of_order_bytes`](super::KcpConfig#structfield.max_out_of_order_bytes).
-    /// Default 32 MiB.
+    /// Default 64 MiB. All the listener's connections together therefore
+    /// hold at most `max_connections * out_of_order_floor + max_out_of_order_total`
+    /// out of order (192 MiB at the defaults).
     pub max_out_of_order_total: usize,
 }
 
@@ -48,7 +57,8 @@ impl Default for ListenerLimits {
             max_connections: 4096,
             per_connection_queue: 1024,
             max_queued_bytes: 16 << 20,
-            max_out_of_order_total: 32 << 20,
+            out_of_order_floor: 32 << 10,
+            max_out_of_order_total: 64 << 20,
         }
     }
 }
@@ -166,7 +176,7 @@ impl KcpListener {
     pub fn stats(&self) -> ListenerStats {
         let mut s = self.counters.snapshot();
         s.queued_bytes = self.queued.used() as u64;
-        s.out_of_order_bytes = self.out_of_order.used() as u64;
+        s.out_of_order_bytes = self.out_of_order.held() as u64;
         s
     }
 }
@@ -377,7 +387,11 @@ impl Router {
             Source::Listener(rx),
             Some(on_exit),
         );
-        driver.join_listener(self.out_of_order.clone(), Box::new(|| {}));
+        driver.join_listener(
+            self.out_of_order.clone(),
+            self.limits.out_of_order_floor,
+            Box::new(|| {}),
+        );
         let _ = tx.try_send(data);
         tokio::spawn(driver.run());
         if conv_of(d) == Some(0) {

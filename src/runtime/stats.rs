@@ -110,7 +110,7 @@ pub struct ListenerStats {
     /// Bytes of datagrams routed but not yet taken by their connections.
     pub queued_bytes: u64,
     /// Bytes the listener's connections hold out of order, counted as
-    /// segments times the MSS (see [`ListenerLimits::max_out_of_order_total`](super::ListenerLimits#structfield.max_out_of_order_total)).
+    /// segments times the MSS, floors included (see [`ListenerLimits::max_out_of_order_total`](super::ListenerLimits#structfield.max_out_of_order_total)).
     pub out_of_order_bytes: u64,
     /// Errors returned by the transport's receive.
     pub transport_errors: u64,
