@@ -1,5 +1,6 @@
 /* Prints the size of every public type and the offset of every field of the
- * public structs, so two headers can be compared line by line. */
+ * public structs, so two headers can be compared line by line. Built with
+ * -DIKCP_LAYOUT_V2 for a 2.x header (ackedlen, ccops, congest, IKCPOPS). */
 #include <stdio.h>
 #include <stddef.h>
 #include "ikcp.h"
@@ -35,10 +36,28 @@ int main(void)
 	FIELD(IKCPCB, probe_wait); FIELD(IKCPCB, dead_link); FIELD(IKCPCB, incr);
 	FIELD(IKCPCB, snd_queue); FIELD(IKCPCB, rcv_queue); FIELD(IKCPCB, snd_buf);
 	FIELD(IKCPCB, rcv_buf); FIELD(IKCPCB, acklist); FIELD(IKCPCB, ackcount);
-	FIELD(IKCPCB, ackblock); FIELD(IKCPCB, user); FIELD(IKCPCB, buffer);
+	FIELD(IKCPCB, ackblock);
+#ifdef IKCP_LAYOUT_V2
+	FIELD(IKCPCB, ackedlen);
+#endif
+	FIELD(IKCPCB, user); FIELD(IKCPCB, buffer);
 	FIELD(IKCPCB, fastresend); FIELD(IKCPCB, fastlimit); FIELD(IKCPCB, nocwnd);
-	FIELD(IKCPCB, stream); FIELD(IKCPCB, logmask); FIELD(IKCPCB, output);
+	FIELD(IKCPCB, stream);
+#ifdef IKCP_LAYOUT_V2
+	FIELD(IKCPCB, ccops); FIELD(IKCPCB, congest);
+#endif
+	FIELD(IKCPCB, logmask); FIELD(IKCPCB, output);
 	FIELD(IKCPCB, writelog);
+
+#ifdef IKCP_LAYOUT_V2
+	SIZE(struct IKCPOPS);
+	FIELD(IKCPOPS, name); FIELD(IKCPOPS, init); FIELD(IKCPOPS, release);
+	FIELD(IKCPOPS, on_ack); FIELD(IKCPOPS, on_fast_retransmit);
+	FIELD(IKCPOPS, on_timeout); FIELD(IKCPOPS, on_tick);
+	FIELD(IKCPOPS, on_app_limited); FIELD(IKCPOPS, on_rtt);
+	FIELD(IKCPOPS, on_pkt_sent); FIELD(IKCPOPS, on_pkt_acked);
+	FIELD(IKCPOPS, get_info); FIELD(IKCPOPS, pacing_rate);
+#endif
 
 	printf("log %d %d %d %d %d %d %d %d %d %d %d %d\n", IKCP_LOG_OUTPUT,
 		IKCP_LOG_INPUT, IKCP_LOG_SEND, IKCP_LOG_RECV, IKCP_LOG_IN_DATA,

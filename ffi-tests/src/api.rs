@@ -28,11 +28,27 @@ pub type MallocFn = unsafe extern "C" fn(size: usize) -> *mut c_void;
 /// `void (*new_free)(void *)`
 pub type FreeFn = unsafe extern "C" fn(ptr: *mut c_void);
 
+/// Which upstream release's C ABI a library has: the `IKCPCB` layout its
+/// objects use, and whether it has `ikcp_setcc`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    /// Upstream 1.x (`kcp_io::sys::IKCPCB`).
+    V1,
+    /// Upstream 2.x ([`crate::v2::IKCPCB2`], `ikcp_setcc`).
+    V2,
+}
+
 /// One implementation of the KCP C ABI, with upstream's exact signatures.
+/// Objects are `*mut IKCPCB` whatever the flavour: at the ABI level the
+/// pointer's type is only a label, and [`crate::kcp::Kcp`] reads fields with
+/// the layout of `flavour`.
 #[derive(Clone, Copy)]
 pub struct Api {
     /// `"ours"` or `"reference"`, for messages.
     pub name: &'static str,
+    pub flavour: Flavour,
+    /// `ikcp_setcc`, for [`Flavour::V2`] libraries.
+    pub setcc: Option<crate::v2::SetccFn>,
     pub create: unsafe extern "C" fn(conv: u32, user: *mut c_void) -> *mut IKCPCB,
     pub release: unsafe extern "C" fn(kcp: *mut IKCPCB),
     pub setoutput: unsafe extern "C" fn(kcp: *mut IKCPCB, output: Option<OutputFn>),
@@ -87,6 +103,8 @@ impl Api {
         };
         Api {
             name: "reference",
+            flavour: Flavour::V1,
+            setcc: None,
             create: sys::ikcp_create,
             release: sys::ikcp_release,
             setoutput,
@@ -114,7 +132,7 @@ impl Api {
     /// Panics with the reason when the library is missing or lacks a symbol.
     pub fn ours() -> Api {
         static OURS: OnceLock<Result<Api, String>> = OnceLock::new();
-        match OURS.get_or_init(|| load(&ours_path())) {
+        match OURS.get_or_init(|| load(&ours_path(), Flavour::V1)) {
             Ok(api) => *api,
             Err(e) => panic!("{e}"),
         }
@@ -123,7 +141,13 @@ impl Api {
     /// Any library exporting the ikcp C ABI (e.g. for `kcp-conformance abi
     /// --lib`), loaded with `dlopen` and never unloaded.
     pub fn load(path: &Path) -> Result<Api, String> {
-        load(path)
+        load(path, Flavour::V1)
+    }
+
+    /// [`Api::load`] for a library of either flavour (a 2.x one must export
+    /// `ikcp_setcc`).
+    pub fn load_flavour(path: &Path, flavour: Flavour) -> Result<Api, String> {
+        load(path, flavour)
     }
 
     /// Both implementations, reference first.
@@ -142,7 +166,7 @@ pub fn ours_path() -> PathBuf {
     }
 }
 
-fn load(path: &Path) -> Result<Api, String> {
+fn load(path: &Path, flavour: Flavour) -> Result<Api, String> {
     // SAFETY: loading runs the library's initialisers; ours has none beyond
     // what the Rust runtime and libc need.
     let lib = unsafe { Library::new(path) }
@@ -155,8 +179,14 @@ fn load(path: &Path) -> Result<Api, String> {
             .map(|s| *s)
             .map_err(|e| format!("{} does not export {name}: {e}", path.display()))
     }
+    let setcc = match flavour {
+        Flavour::V1 => None,
+        Flavour::V2 => Some(sym(lib, path, "ikcp_setcc")?),
+    };
     Ok(Api {
         name: "ours",
+        flavour,
+        setcc,
         create: sym(lib, path, "ikcp_create")?,
         release: sym(lib, path, "ikcp_release")?,
         setoutput: sym(lib, path, "ikcp_setoutput")?,

@@ -9,7 +9,8 @@ use std::ffi::{c_char, c_int, c_long, c_void, CStr, CString};
 
 use kcp_io::sys::IKCPCB;
 
-use crate::api::{Api, OutputFn, WritelogFn};
+use crate::api::{Api, Flavour, OutputFn, WritelogFn};
+use crate::v2::{cb2, IKCPCB2};
 
 /// What the output callback does besides recording the datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,13 +99,17 @@ pub unsafe extern "C" fn record_log(log: *const c_char, kcp: *mut IKCPCB, user: 
 
 macro_rules! public_fields {
     ($($f:ident),* $(,)?) => {
-        /// The scalar public fields of `IKCPCB` compared after every call.
-        pub const FIELD_NAMES: &[&str] = &[$(stringify!($f)),*];
+        /// The scalar public fields of `IKCPCB` compared after every call
+        /// (`ackedlen` exists in 2.x only and reads 0 for 1.x objects).
+        pub const FIELD_NAMES: &[&str] = &[$(stringify!($f)),*, "ackedlen"];
         pub const FIELD_COUNT: usize = FIELD_NAMES.len();
         /// A snapshot of [`FIELD_NAMES`], in that order, widened to i64.
         pub type Fields = [i64; FIELD_COUNT];
         fn read_fields(cb: &IKCPCB) -> Fields {
-            [$(cb.$f as i64),*]
+            [$(cb.$f as i64),*, 0]
+        }
+        fn read_fields_v2(cb: &IKCPCB2) -> Fields {
+            [$(cb.$f as i64),*, cb.ackedlen as i64]
         }
     };
 }
@@ -151,6 +156,43 @@ pub enum Field {
     Xmit,
     TsRecent,
     TsLastack,
+}
+
+/// One assignment per [`Field`]; the two layouts share the field names.
+macro_rules! write_field {
+    ($field:expr, $cb:ident, $v:ident) => {
+        match $field {
+            Field::Conv => $cb.conv = $v as u32,
+            Field::Stream => $cb.stream = $v as c_int,
+            Field::RxMinrto => $cb.rx_minrto = $v as i32,
+            Field::Fastresend => $cb.fastresend = $v as c_int,
+            Field::Interval => $cb.interval = $v as u32,
+            Field::DeadLink => $cb.dead_link = $v as u32,
+            Field::Logmask => $cb.logmask = $v as c_int,
+            Field::Fastlimit => $cb.fastlimit = $v as c_int,
+            Field::Nocwnd => $cb.nocwnd = $v as c_int,
+            Field::SndWnd => $cb.snd_wnd = $v as u32,
+            Field::RcvWnd => $cb.rcv_wnd = $v as u32,
+            Field::State => $cb.state = $v as u32,
+            Field::Nodelay => $cb.nodelay = $v as u32,
+            Field::Ssthresh => $cb.ssthresh = $v as u32,
+            Field::Cwnd => $cb.cwnd = $v as u32,
+            Field::Incr => $cb.incr = $v as u32,
+            Field::RmtWnd => $cb.rmt_wnd = $v as u32,
+            Field::RxRto => $cb.rx_rto = $v as i32,
+            Field::RxSrtt => $cb.rx_srtt = $v as i32,
+            Field::RxRttval => $cb.rx_rttval = $v as i32,
+            Field::Probe => $cb.probe = $v as u32,
+            Field::ProbeWait => $cb.probe_wait = $v as u32,
+            Field::TsProbe => $cb.ts_probe = $v as u32,
+            Field::TsFlush => $cb.ts_flush = $v as u32,
+            Field::Current => $cb.current = $v as u32,
+            Field::Updated => $cb.updated = $v as u32,
+            Field::Xmit => $cb.xmit = $v as u32,
+            Field::TsRecent => $cb.ts_recent = $v as u32,
+            Field::TsLastack => $cb.ts_lastack = $v as u32,
+        }
+    };
 }
 
 impl Field {
@@ -226,37 +268,12 @@ impl Field {
 
     /// Stores `v` truncated to the field's C type, as a C assignment would.
     fn write(self, cb: &mut IKCPCB, v: i64) {
-        match self {
-            Field::Conv => cb.conv = v as u32,
-            Field::Stream => cb.stream = v as c_int,
-            Field::RxMinrto => cb.rx_minrto = v as i32,
-            Field::Fastresend => cb.fastresend = v as c_int,
-            Field::Interval => cb.interval = v as u32,
-            Field::DeadLink => cb.dead_link = v as u32,
-            Field::Logmask => cb.logmask = v as c_int,
-            Field::Fastlimit => cb.fastlimit = v as c_int,
-            Field::Nocwnd => cb.nocwnd = v as c_int,
-            Field::SndWnd => cb.snd_wnd = v as u32,
-            Field::RcvWnd => cb.rcv_wnd = v as u32,
-            Field::State => cb.state = v as u32,
-            Field::Nodelay => cb.nodelay = v as u32,
-            Field::Ssthresh => cb.ssthresh = v as u32,
-            Field::Cwnd => cb.cwnd = v as u32,
-            Field::Incr => cb.incr = v as u32,
-            Field::RmtWnd => cb.rmt_wnd = v as u32,
-            Field::RxRto => cb.rx_rto = v as i32,
-            Field::RxSrtt => cb.rx_srtt = v as i32,
-            Field::RxRttval => cb.rx_rttval = v as i32,
-            Field::Probe => cb.probe = v as u32,
-            Field::ProbeWait => cb.probe_wait = v as u32,
-            Field::TsProbe => cb.ts_probe = v as u32,
-            Field::TsFlush => cb.ts_flush = v as u32,
-            Field::Current => cb.current = v as u32,
-            Field::Updated => cb.updated = v as u32,
-            Field::Xmit => cb.xmit = v as u32,
-            Field::TsRecent => cb.ts_recent = v as u32,
-            Field::TsLastack => cb.ts_lastack = v as u32,
-        }
+        write_field!(self, cb, v)
+    }
+
+    /// [`Field::write`] for a 2.x object.
+    fn write_v2(self, cb: &mut IKCPCB2, v: i64) {
+        write_field!(self, cb, v)
     }
 }
 
@@ -296,26 +313,69 @@ impl Kcp {
         self.ptr
     }
 
-    /// Reads the struct. Only between calls, never from a callback.
+    /// Reads the struct of a 1.x object. Only between calls, never from a callback.
     pub fn with_cb<R>(&self, f: impl FnOnce(&IKCPCB) -> R) -> R {
+        assert_eq!(
+            self.api.flavour,
+            Flavour::V1,
+            "with_cb reads the 1.x layout"
+        );
         // SAFETY: the object is live and no call into it is in progress.
         f(unsafe { &*self.ptr })
     }
 
+    /// Reads the struct of a 2.x object. Only between calls, never from a callback.
+    pub fn with_cb2<R>(&self, f: impl FnOnce(&IKCPCB2) -> R) -> R {
+        assert_eq!(
+            self.api.flavour,
+            Flavour::V2,
+            "with_cb2 reads the 2.x layout"
+        );
+        // SAFETY: as in `with_cb`; the library's objects have the 2.x layout.
+        f(unsafe { &*cb2(self.ptr) })
+    }
+
     pub fn fields(&self) -> Fields {
-        self.with_cb(read_fields)
+        match self.api.flavour {
+            Flavour::V1 => self.with_cb(read_fields),
+            Flavour::V2 => self.with_cb2(read_fields_v2),
+        }
     }
 
     pub fn set_field(&self, field: Field, v: i64) {
         // SAFETY: as in `with_cb`; a C program writes these fields the same way.
-        field.write(unsafe { &mut *self.ptr }, v)
+        unsafe {
+            match self.api.flavour {
+                Flavour::V1 => field.write(&mut *self.ptr, v),
+                Flavour::V2 => field.write_v2(&mut *cb2(self.ptr), v),
+            }
+        }
     }
 
     /// Turns the writelog callback on (recording) or off (NULL).
     pub fn set_writelog(&self, on: bool) {
         let cb: Option<WritelogFn> = if on { Some(record_log) } else { None };
         // SAFETY: as in `set_field`.
-        unsafe { (*self.ptr).writelog = cb };
+        unsafe {
+            match self.api.flavour {
+                Flavour::V1 => (*self.ptr).writelog = cb,
+                Flavour::V2 => (*cb2(self.ptr)).writelog = cb,
+            }
+        }
+    }
+
+    /// `user`, `output` and `writelog` as the object holds them now.
+    fn callback_fields(&self) -> (*mut c_void, Option<usize>, Option<usize>) {
+        match self.api.flavour {
+            Flavour::V1 => self.with_cb(|cb| {
+                let f = |o: Option<OutputFn>| o.map(|f| f as usize);
+                (cb.user, f(cb.output), cb.writelog.map(|f| f as usize))
+            }),
+            Flavour::V2 => self.with_cb2(|cb| {
+                let f = |o: Option<OutputFn>| o.map(|f| f as usize);
+                (cb.user, f(cb.output), cb.writelog.map(|f| f as usize))
+            }),
+        }
     }
 
     /// Runs `f` with the recorder. Only between calls, never from a callback.
@@ -348,23 +408,19 @@ impl Kcp {
                 "{wrong} callback(s) got a kcp argument that is not the object"
             ));
         }
-        self.with_cb(|cb| {
-            if cb.user != self.rec.cast() {
-                errs.push(format!(
-                    "user field is {:p}, expected {:p}",
-                    cb.user, self.rec
-                ));
-            }
-            if cb.output.map(|f| f as usize) != Some(record_output as OutputFn as usize) {
-                errs.push("output field no longer holds the callback set by ikcp_setoutput".into());
-            }
-            let want = writelog_on.then_some(record_log as WritelogFn as usize);
-            if cb.writelog.map(|f| f as usize) != want {
-                errs.push(format!(
-                    "writelog field changed (expected set: {writelog_on})"
-                ));
-            }
-        });
+        let (user, output, writelog) = self.callback_fields();
+        if user != self.rec.cast() {
+            errs.push(format!("user field is {user:p}, expected {:p}", self.rec));
+        }
+        if output != Some(record_output as OutputFn as usize) {
+            errs.push("output field no longer holds the callback set by ikcp_setoutput".into());
+        }
+        let want = writelog_on.then_some(record_log as WritelogFn as usize);
+        if writelog != want {
+            errs.push(format!(
+                "writelog field changed (expected set: {writelog_on})"
+            ));
+        }
         errs
     }
 

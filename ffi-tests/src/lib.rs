@@ -11,4 +11,5 @@ pub mod lockstep;
 pub mod paths;
 pub mod rng;
 pub mod scenarios;
+pub mod v2;
 pub mod wire;

@@ -1,0 +1,110 @@
+//! The 2.x flavour of the C ABI against upstream 2.1.1 (the oracle the
+//! tests compile from `../shared/reference/kcp-2.1.1`, or `$IKCP_REF_2X`).
+//!
+//! Without those sources every test here prints one line saying so and
+//! passes, unless `IKCP_REQUIRE_2X=1` (CI) makes that a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ffi_tests::api::{self, Api, Flavour};
+use ffi_tests::kcp::{Field, Kcp};
+use ffi_tests::v2;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ikcp-v2-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// What `c/layout.c` prints when compiled against the `ikcp.h` in `include`.
+fn layout_lines(include: &Path, tag: &str) -> Vec<String> {
+    let exe = scratch(tag).join("layout");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("c/layout.c");
+    let out = Command::new("gcc")
+        .args(["-std=c99", "-DIKCP_LAYOUT_V2"])
+        .arg(format!("-I{}", include.display()))
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .expect("run gcc");
+    assert!(
+        out.status.success(),
+        "layout.c against {}:\n{}",
+        include.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(&exe).output().expect("run layout");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn harness_mirror_of_the_2x_structs_matches_upstream_header() {
+    let Some(dir) = v2::reference2() else { return };
+    let upstream: Vec<String> = layout_lines(&dir, "upstream")
+        .into_iter()
+        .filter(|l| {
+            l.starts_with("sizeof struct IKCPCB ")
+                || l.starts_with("sizeof struct IKCPOPS ")
+                || l.starts_with("offsetof IKCPCB.")
+                || l.starts_with("offsetof IKCPOPS.")
+        })
+        .collect();
+    let mirror = v2::mirror_layout_lines();
+    assert_eq!(
+        upstream, mirror,
+        "ffi_tests::v2 mirrors differ from upstream 2.1.1's ikcp.h"
+    );
+    assert_eq!(
+        upstream
+            .iter()
+            .filter(|l| l.starts_with("offsetof IKCPCB."))
+            .count(),
+        52
+    );
+}
+
+#[test]
+fn oracle_is_2x_code_loaded_beside_the_1x_reference() {
+    let Some(oracle) = v2::oracle() else { return };
+    assert_eq!(oracle.flavour, Flavour::V2);
+    assert!(oracle.setcc.is_some());
+    let v1 = Api::reference();
+    let v1_file = api::file_containing(v1.create as usize).unwrap();
+    let v2_file = api::file_containing(oracle.create as usize).unwrap();
+    assert_ne!(v1_file, v2_file, "1.x and 2.x must be different objects");
+    assert!(
+        v2_file.ends_with("libikcp-ref-2x.so"),
+        "{}",
+        v2_file.display()
+    );
+
+    // A zero remote window with data queued: 2.x first asks after 5 s,
+    // 1.x after 7 s, so this also shows 2.x's own ikcp_flush ran.
+    for (api, wait) in [(v1, 7000), (oracle, 5000)] {
+        let k = Kcp::new(api, 1);
+        k.set_field(Field::RmtWnd, 0);
+        assert_eq!(k.send(b"queued"), 6);
+        k.update(100);
+        k.flush();
+        let probe_wait = k.fields()[ffi_tests::kcp::FIELD_NAMES
+            .iter()
+            .position(|&n| n == "probe_wait")
+            .unwrap()];
+        assert_eq!(probe_wait, wait, "{}", api.name);
+    }
+    let k = Kcp::new(oracle, 7);
+    k.with_cb2(|cb| {
+        assert!(cb.ccops.is_null());
+        assert!(cb.congest.is_null());
+        assert_eq!(cb.ackedlen, 0);
+        assert_eq!(cb.conv, 7);
+        assert_eq!(cb.mtu, 1400);
+    });
+}
