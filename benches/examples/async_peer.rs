@@ -1,0 +1,531 @@
+//! One side of a process-to-process benchmark on 127.0.0.1, driven by
+//! `scripts/bench-async.py`: a server that echoes every stream, or a client
+//! that runs one measurement against it and prints one JSON line.
+//!
+//! ```text
+//! async_peer serve  <impl>                     prints "ADDR <ip:port>", serves until killed
+//! async_peer client <impl> <addr> bulk <bytes> echo <bytes>, every byte checked
+//! async_peer client <impl> <addr> rtt <count>  64-byte messages at 1,000/s
+//! async_peer client <impl> <addr> soak <secs>  fast writer, slow reader: longest gap
+//! async_peer client udp|udp-mmsg <addr> blast <bytes>  raw datagrams, one way
+//! ```
+//!
+//! `<impl>`: `ours` (`KcpStream` / `KcpListener`, only the KCP knobs set),
+//! `tokio_kcp` (0.9.8 with its flush-on-write options, on sockets with 4 MB
+//! buffers), `tcp` (tokio, TCP_NODELAY), and for the raw-UDP ceiling `udp`
+//! (one `sendto`/`recvfrom` per datagram) and `udp-mmsg` (`sendmmsg` /
+//! `recvmmsg`, 32 per call). Every KCP implementation runs in stream mode,
+//! MTU 1400, windows 1024/1024, nodelay 1, interval 10 ms, resend 2, no
+//! congestion window; kcp-go runs the same protocol from `benches/go`.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Datagram size of the raw-UDP ceiling: a full KCP datagram at MTU 1400.
+const DATAGRAM: usize = 1400;
+/// Socket buffers for the peers that let the application choose (kcp-go
+/// deployments set 4 MB).
+const SOCKET_BUFFER: usize = 4 << 20;
+/// Size of one RTT message.
+const RTT_MESSAGE: usize = 64;
+/// Upper bound of any one measurement, so a stalled peer cannot hang the run.
+const LIMIT: Duration = Duration::from_secs(150);
+
+fn ours_config() -> kcp::runtime::KcpConfig {
+    kcp::runtime::KcpConfig::new()
+        .nodelay(true, 10, 2, true)
+        .window_size(1024, 1024)
+        .mtu(1400)
+        .stream_mode(true)
+}
+
+fn tokio_kcp_config() -> tokio_kcp::KcpConfig {
+    tokio_kcp::KcpConfig {
+        mtu: 1400,
+        nodelay: tokio_kcp::KcpNoDelayConfig::fastest(),
+        wnd_size: (1024, 1024),
+        stream: true,
+        // Its own low-latency options: flush on write and after input
+        // (otherwise it waits for its next 10 ms tick).
+        flush_write: true,
+        flush_acks_input: true,
+        ..Default::default()
+    }
+}
+
+/// Byte `i` of every test stream, so the receiver can check every byte.
+fn pattern(i: u64) -> u8 {
+    (i.wrapping_mul(31) ^ (i >> 11)) as u8
+}
+
+fn fill(buf: &mut [u8], offset: u64) {
+    for (k, b) in buf.iter_mut().enumerate() {
+        *b = pattern(offset + k as u64);
+    }
+}
+
+fn check(buf: &[u8], offset: u64) {
+    for (k, b) in buf.iter().enumerate() {
+        if *b != pattern(offset + k as u64) {
+            eprintln!("corrupt byte at offset {}", offset + k as u64);
+            std::process::exit(3);
+        }
+    }
+}
+
+fn bail(what: &str, e: impl std::fmt::Display) -> ! {
+    eprintln!("async_peer: {what}: {e}");
+    std::process::exit(2)
+}
+
+/// Sets SO_SNDBUF and SO_RCVBUF (the kernel may grant less).
+fn set_buffers(fd: std::os::fd::RawFd, bytes: usize) {
+    let v = bytes as libc::c_int;
+    for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+        // SAFETY: `fd` is an open socket; the option value is a c_int that
+        // outlives the call.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+}
+
+fn udp_socket(bind: &str) -> std::net::UdpSocket {
+    let s = std::net::UdpSocket::bind(bind).unwrap_or_else(|e| bail("bind", e));
+    set_buffers(s.as_raw_fd(), SOCKET_BUFFER);
+    s
+}
+
+trait Duplex: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Duplex for T {}
+
+// ------------------------------------------------------------------ servers
+
+async fn echo<S: Duplex>(mut s: S) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if s.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn announce(addr: SocketAddr) {
+    use std::io::Write;
+    println!("ADDR {addr}");
+    std::io::stdout().flush().unwrap();
+}
+
+async fn serve(imp: &str) {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    match imp {
+        "ours" => {
+            let l = kcp::runtime::KcpListener::bind(any, ours_config())
+                .await
+                .unwrap_or_else(|e| bail("bind", e));
+            announce(l.local_addr());
+            while let Ok((s, _)) = l.accept().await {
+                tokio::spawn(echo(s));
+            }
+        }
+        "tokio_kcp" => {
+            let udp = tokio::net::UdpSocket::from_std(nonblocking(udp_socket("127.0.0.1:0")))
+                .unwrap_or_else(|e| bail("socket", e));
+            let mut l = tokio_kcp::KcpListener::from_socket(tokio_kcp_config(), udp)
+                .await
+                .unwrap_or_else(|e| bail("bind", e));
+            announce(l.local_addr().unwrap());
+            while let Ok((s, _)) = l.accept().await {
+                tokio::spawn(echo(s));
+            }
+        }
+        "tcp" => {
+            let l = tokio::net::TcpListener::bind(any)
+                .await
+                .unwrap_or_else(|e| bail("bind", e));
+            announce(l.local_addr().unwrap());
+            while let Ok((s, _)) = l.accept().await {
+                s.set_nodelay(true).unwrap();
+                tokio::spawn(echo(s));
+            }
+        }
+        "udp" | "udp-mmsg" => {
+            let s = udp_socket("127.0.0.1:0");
+            announce(s.local_addr().unwrap());
+            let batched = imp == "udp-mmsg";
+            tokio::task::spawn_blocking(move || udp_sink(s, batched))
+                .await
+                .unwrap();
+        }
+        _ => bail("unknown implementation", imp),
+    }
+}
+
+fn nonblocking(s: std::net::UdpSocket) -> std::net::UdpSocket {
+    s.set_nonblocking(true).unwrap();
+    s
+}
+
+/// Counts datagrams from the first one to a 1-byte end marker, then answers
+/// the sender with (bytes, nanoseconds) and starts over.
+fn udp_sink(s: std::net::UdpSocket, batched: bool) {
+    const BATCH: usize = 32;
+    let mut bufs = vec![[0u8; 2048]; BATCH];
+    let mut bytes = 0u64;
+    let mut first: Option<Instant> = None;
+    let mut last = Instant::now();
+    loop {
+        let got: Vec<(usize, SocketAddr)> = if batched {
+            recv_mmsg(s.as_raw_fd(), &mut bufs)
+        } else {
+            match s.recv_from(&mut bufs[0]) {
+                Ok((n, from)) => vec![(n, from)],
+                Err(e) => bail("recv", e),
+            }
+        };
+        for (n, from) in got {
+            if n == 1 {
+                let nanos = first.map_or(0, |f| last.duration_since(f).as_nanos() as u64);
+                let mut answer = [0u8; 16];
+                answer[..8].copy_from_slice(&bytes.to_le_bytes());
+                answer[8..].copy_from_slice(&nanos.to_le_bytes());
+                let _ = s.send_to(&answer, from);
+                bytes = 0;
+                first = None;
+            } else if n > 1 {
+                last = Instant::now();
+                first.get_or_insert(last);
+                bytes += n as u64;
+            }
+        }
+    }
+}
+
+fn sockaddr_v4(a: &libc::sockaddr_in) -> SocketAddr {
+    SocketAddr::from((
+        std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+        u16::from_be(a.sin_port),
+    ))
+}
+
+/// One blocking `recvmmsg`: length and sender of each datagram.
+fn recv_mmsg(fd: std::os::fd::RawFd, bufs: &mut [[u8; 2048]]) -> Vec<(usize, SocketAddr)> {
+    let n = bufs.len();
+    // SAFETY: zeroed C structs are valid; each iovec points into `bufs`,
+    // each msghdr at its iovec and address, all alive during the call.
+    unsafe {
+        let mut iov: Vec<libc::iovec> = bufs
+            .iter_mut()
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        let mut addrs: Vec<libc::sockaddr_in> = vec![std::mem::zeroed(); n];
+        let mut msgs: Vec<libc::mmsghdr> = vec![std::mem::zeroed(); n];
+        for k in 0..n {
+            msgs[k].msg_hdr.msg_iov = &mut iov[k];
+            msgs[k].msg_hdr.msg_iovlen = 1;
+            msgs[k].msg_hdr.msg_name = (&mut addrs[k] as *mut libc::sockaddr_in).cast();
+            msgs[k].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        }
+        let got = libc::recvmmsg(
+            fd,
+            msgs.as_mut_ptr(),
+            n as u32,
+            libc::MSG_WAITFORONE,
+            std::ptr::null_mut(),
+        );
+        if got < 0 {
+            bail("recvmmsg", io::Error::last_os_error());
+        }
+        msgs[..got as usize]
+            .iter()
+            .zip(&addrs)
+            .map(|(m, a)| (m.msg_len as usize, sockaddr_v4(a)))
+            .collect()
+    }
+}
+
+/// One `sendmmsg` of `count` copies of `buf` to `to`; returns how many went.
+fn send_mmsg(fd: std::os::fd::RawFd, buf: &[u8], count: usize, to: &libc::sockaddr_in) -> usize {
+    // SAFETY: as in recv_mmsg; the kernel only reads the buffers.
+    unsafe {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_ptr() as *mut libc::c_void,
+            iov_len: buf.len(),
+        };
+        let mut msgs: Vec<libc::mmsghdr> = vec![std::mem::zeroed(); count];
+        for m in msgs.iter_mut() {
+            m.msg_hdr.msg_iov = &mut iov;
+            m.msg_hdr.msg_iovlen = 1;
+            m.msg_hdr.msg_name = (to as *const libc::sockaddr_in as *mut libc::sockaddr_in).cast();
+            m.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        }
+        let sent = libc::sendmmsg(fd, msgs.as_mut_ptr(), count as u32, 0);
+        if sent < 0 {
+            0
+        } else {
+            sent as usize
+        }
+    }
+}
+
+// ------------------------------------------------------------------ clients
+
+async fn connect(imp: &str, addr: SocketAddr) -> Box<dyn Duplex> {
+    match imp {
+        "ours" => Box::new(
+            kcp::runtime::KcpStream::connect(addr, ours_config())
+                .await
+                .unwrap_or_else(|e| bail("connect", e)),
+        ),
+        "tokio_kcp" => {
+            let udp = tokio::net::UdpSocket::from_std(nonblocking(udp_socket("127.0.0.1:0")))
+                .unwrap_or_else(|e| bail("socket", e));
+            Box::new(
+                tokio_kcp::KcpStream::connect_with_socket(&tokio_kcp_config(), udp, addr)
+                    .await
+                    .unwrap_or_else(|e| bail("connect", e)),
+            )
+        }
+        "tcp" => {
+            let s = tokio::net::TcpStream::connect(addr)
+                .await
+                .unwrap_or_else(|e| bail("connect", e));
+            s.set_nodelay(true).unwrap();
+            Box::new(s)
+        }
+        _ => bail("unknown implementation", imp),
+    }
+}
+
+/// Echo of `total` bytes: writer and reader run at once; seconds from the
+/// first write to the last byte back.
+async fn bulk(s: Box<dyn Duplex>, total: u64) -> String {
+    let (mut r, mut w) = tokio::io::split(s);
+    let start = Instant::now();
+    let writer = tokio::spawn(async move {
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut off = 0u64;
+        while off < total {
+            let n = (total - off).min(chunk.len() as u64) as usize;
+            fill(&mut chunk[..n], off);
+            w.write_all(&chunk[..n])
+                .await
+                .unwrap_or_else(|e| bail("write", e));
+            off += n as u64;
+        }
+        w
+    });
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0u64;
+    while got < total {
+        let n = r.read(&mut buf).await.unwrap_or_else(|e| bail("read", e));
+        if n == 0 {
+            bail("read", "stream ended early");
+        }
+        check(&buf[..n], got);
+        got += n as u64;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let _w = writer.await.unwrap();
+    format!("{{\"bytes\": {total}, \"secs\": {secs:.6}}}")
+}
+
+/// `count` 64-byte messages at a steady 1,000/s, each carrying its send
+/// time; round trip of each from its echo.
+async fn rtt(s: Box<dyn Duplex>, count: usize) -> String {
+    let (mut r, mut w) = tokio::io::split(s);
+    let epoch = Instant::now();
+    let writer = tokio::spawn(async move {
+        let mut msg = [0u8; RTT_MESSAGE];
+        for i in 0..count {
+            tokio::time::sleep_until((epoch + Duration::from_millis(i as u64)).into()).await;
+            let sent = epoch.elapsed().as_nanos() as u64;
+            msg[..8].copy_from_slice(&sent.to_le_bytes());
+            msg[8..16].copy_from_slice(&(i as u64).to_le_bytes());
+            w.write_all(&msg).await.unwrap_or_else(|e| bail("write", e));
+            w.flush().await.ok();
+        }
+        w
+    });
+    // A warm-up tenth is left out of the statistics.
+    let warmup = count / 10;
+    let mut samples = Vec::with_capacity(count);
+    let mut msg = [0u8; RTT_MESSAGE];
+    for i in 0..count {
+        r.read_exact(&mut msg)
+            .await
+            .unwrap_or_else(|e| bail("read", e));
+        let now = epoch.elapsed().as_nanos() as u64;
+        let sent = u64::from_le_bytes(msg[..8].try_into().unwrap());
+        let index = u64::from_le_bytes(msg[8..16].try_into().unwrap());
+        if index != i as u64 {
+            bail("rtt", format!("echo {index} arrived as number {i}"));
+        }
+        if i >= warmup {
+            samples.push((now - sent) as f64 / 1e3);
+        }
+    }
+    let _w = writer.await.unwrap();
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    format!(
+        "{{\"p50_us\": {:.1}, \"p99_us\": {:.1}, \"max_us\": {:.1}, \"samples\": {}}}",
+        at(0.5),
+        at(0.99),
+        samples[samples.len() - 1],
+        samples.len()
+    )
+}
+
+/// A writer as fast as the stream lets it for `secs`, and a reader that
+/// takes at most 8 KB every 2 ms (about 4 MB/s), so windows keep closing and
+/// reopening. Reports the longest time between two reads that returned data.
+async fn soak(s: Box<dyn Duplex>, secs: f64) -> String {
+    let (mut r, mut w) = tokio::io::split(s);
+    let until = Instant::now() + Duration::from_secs_f64(secs);
+    let writer = tokio::spawn(async move {
+        let mut chunk = vec![0u8; 64 * 1024];
+        let mut off = 0u64;
+        while Instant::now() < until {
+            fill(&mut chunk, off);
+            if w.write_all(&chunk).await.is_err() {
+                break;
+            }
+            off += chunk.len() as u64;
+        }
+    });
+    let mut buf = vec![0u8; 8 * 1024];
+    let mut got = 0u64;
+    let mut last = Instant::now();
+    let mut longest = Duration::ZERO;
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let read = tokio::time::timeout_at(until.into(), r.read(&mut buf)).await;
+        let n = match read {
+            Ok(Ok(0)) => bail("read", "stream ended early"),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => bail("read", e),
+            Err(_) => break,
+        };
+        check(&buf[..n], got);
+        got += n as u64;
+        let now = Instant::now();
+        longest = longest.max(now - last);
+        last = now;
+    }
+    longest = longest.max(Instant::now().min(until) - last);
+    writer.abort();
+    format!(
+        "{{\"secs\": {secs}, \"bytes\": {got}, \"longest_gap_ms\": {:.1}}}",
+        longest.as_secs_f64() * 1e3
+    )
+}
+
+/// Raw datagrams of `DATAGRAM` bytes, `total` bytes' worth, as fast as the
+/// socket takes them; the sink measures what arrived and over how long.
+fn blast(addr: SocketAddr, total: u64, batched: bool) -> String {
+    let s = udp_socket("127.0.0.1:0");
+    let buf = [0x5au8; DATAGRAM];
+    let count = total.div_ceil(DATAGRAM as u64) as usize;
+    let SocketAddr::V4(v4) = addr else {
+        bail("blast", "IPv4 only")
+    };
+    let to = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: v4.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*v4.ip()).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < count {
+        if batched {
+            sent += send_mmsg(s.as_raw_fd(), &buf, (count - sent).min(32), &to);
+        } else if s.send_to(&buf, addr).is_ok() {
+            sent += 1;
+        }
+    }
+    let send_secs = start.elapsed().as_secs_f64();
+    s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    let mut answer = [0u8; 64];
+    for _ in 0..500 {
+        s.send_to(&[0xff], addr).unwrap();
+        if let Ok((16, _)) = s.recv_from(&mut answer) {
+            let bytes = u64::from_le_bytes(answer[..8].try_into().unwrap());
+            let nanos = u64::from_le_bytes(answer[8..16].try_into().unwrap());
+            return format!(
+                "{{\"bytes_sent\": {}, \"bytes\": {bytes}, \"secs\": {:.6}, \"send_secs\": {send_secs:.6}}}",
+                count * DATAGRAM,
+                nanos as f64 / 1e9
+            );
+        }
+    }
+    bail("blast", "the sink never answered")
+}
+
+async fn client(imp: &str, addr: SocketAddr, test: &str, arg: &str) -> String {
+    if test == "blast" {
+        let total: u64 = arg.parse().unwrap_or_else(|e| bail("bytes", e));
+        let batched = imp == "udp-mmsg";
+        return tokio::task::spawn_blocking(move || blast(addr, total, batched))
+            .await
+            .unwrap();
+    }
+    let s = connect(imp, addr).await;
+    match test {
+        "bulk" => bulk(s, arg.parse().unwrap_or_else(|e| bail("bytes", e))).await,
+        "rtt" => rtt(s, arg.parse().unwrap_or_else(|e| bail("count", e))).await,
+        "soak" => soak(s, arg.parse().unwrap_or_else(|e| bail("secs", e))).await,
+        _ => bail("unknown test", test),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| {
+        args.get(i)
+            .map(String::as_str)
+            .unwrap_or_else(|| bail("usage", "see the header of benches/examples/async_peer.rs"))
+    };
+    // What `#[tokio::main]` builds: a multi-thread runtime, one worker per core.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    match arg(0) {
+        "serve" => rt.block_on(serve(arg(1))),
+        "client" => {
+            let addr: SocketAddr = arg(2).parse().unwrap_or_else(|e| bail("address", e));
+            let (imp, test, n) = (arg(1).to_owned(), arg(3).to_owned(), arg(4).to_owned());
+            let out = rt.block_on(async move {
+                tokio::time::timeout(LIMIT, client(&imp, addr, &test, &n))
+                    .await
+                    .unwrap_or_else(|_| bail("client", "time limit exceeded"))
+            });
+            println!("{out}");
+            // Background tasks (linger, keep-alives) are not waited for.
+            std::process::exit(0);
+        }
+        other => bail("unknown mode", other),
+    }
+}
