@@ -71,12 +71,27 @@ pub struct KcpConfig {
     /// out of order. A listener's connections also share
     /// [`ListenerLimits::max_out_of_order_total`](super::ListenerLimits#structfield.max_out_of_order_total).
     pub max_out_of_order_bytes: Option<usize>,
+    /// Kernel send buffer (`SO_SNDBUF`) of the UDP sockets that
+    /// [`KcpListener::bind`](super::KcpListener::bind) and
+    /// [`KcpStream::connect`](super::KcpStream::connect) create; `None`
+    /// keeps the OS default. Default 4 MiB, as kcp-go deployments set: the
+    /// OS default (about 208 KiB on Linux) cannot hold a burst of a large
+    /// window, and what it drops is retransmitted. The OS may grant less;
+    /// [`ConnectionStats::socket_buffers`](super::ConnectionStats#structfield.socket_buffers)
+    /// says what it granted. Not the application queue: see `send_buffer`.
+    pub socket_send_buffer: Option<usize>,
+    /// Kernel receive buffer (`SO_RCVBUF`) of the sockets the library
+    /// creates; as [`socket_send_buffer`](KcpConfig#structfield.socket_send_buffer).
+    pub socket_recv_buffer: Option<usize>,
     /// Fraction (0.0..1.0) of outgoing datagrams dropped on purpose, to test
     /// applications against loss. Zero outside tests.
     pub simulated_loss: f64,
     /// Seed of the simulated loss.
     pub loss_seed: u64,
 }
+
+/// Kernel socket buffer size requested by default (4 MiB).
+const DEFAULT_SOCKET_BUFFER: usize = 4 << 20;
 
 impl Default for KcpConfig {
     fn default() -> Self {
@@ -106,6 +121,8 @@ impl KcpConfig {
             send_buffer: 1 << 20,
             recv_buffer: 1 << 20,
             max_out_of_order_bytes: None,
+            socket_send_buffer: Some(DEFAULT_SOCKET_BUFFER),
+            socket_recv_buffer: Some(DEFAULT_SOCKET_BUFFER),
             simulated_loss: 0.0,
             loss_seed: 0x6b63_7000,
         }
@@ -188,6 +205,20 @@ impl KcpConfig {
         self
     }
 
+    /// Kernel send buffer of the UDP sockets the library creates (`None`:
+    /// the OS default). See [`KcpConfig::socket_send_buffer`](KcpConfig#structfield.socket_send_buffer).
+    pub fn socket_send_buffer(mut self, bytes: Option<usize>) -> Self {
+        self.socket_send_buffer = bytes;
+        self
+    }
+
+    /// Kernel receive buffer of the UDP sockets the library creates (`None`:
+    /// the OS default). See [`KcpConfig::socket_recv_buffer`](KcpConfig#structfield.socket_recv_buffer).
+    pub fn socket_recv_buffer(mut self, bytes: Option<usize>) -> Self {
+        self.socket_recv_buffer = bytes;
+        self
+    }
+
     /// Payload bytes per segment.
     pub fn mss(&self) -> usize {
         self.mtu.saturating_sub(HEADER_LEN)
@@ -252,6 +283,14 @@ impl KcpConfig {
         ] {
             if bytes == 0 {
                 return bad(field, "must be non-zero".into());
+            }
+        }
+        for (field, bytes) in [
+            ("socket_send_buffer", self.socket_send_buffer),
+            ("socket_recv_buffer", self.socket_recv_buffer),
+        ] {
+            if bytes == Some(0) {
+                return bad(field, "is zero; use None for the OS default".into());
             }
         }
         if !(0.0..1.0).contains(&self.simulated_loss) {

@@ -16,6 +16,7 @@ use super::shared::Shared;
 use super::stats::{ListenerCounters, ListenerStats};
 use super::stream::{random_conv, KcpStream};
 use super::transport::{self, Transport};
+use super::udp;
 use crate::engine::{conv_of, Command, SegmentHeader, HEADER_LEN};
 
 /// Limits of a [`KcpListener`].
@@ -88,7 +89,7 @@ impl KcpListener {
     /// Fails with [`KcpError::Config`] if `config` is invalid.
     pub async fn bind(addr: SocketAddr, config: KcpConfig) -> Result<KcpListener, KcpError> {
         config.validate()?;
-        let socket = tokio::net::UdpSocket::bind(addr).await?;
+        let (socket, _) = udp::bind(addr, &config)?;
         KcpListener::with_transport(Arc::new(socket), config)
     }
 
@@ -127,9 +128,12 @@ impl KcpListener {
         }
         let local = transport.local_addr()?;
         let (accept_tx, accept_rx) = mpsc::channel(limits.backlog);
-        let counters = Arc::new(ListenerCounters::default());
         let queued = BytePool::new(limits.max_queued_bytes);
         let out_of_order = BytePool::new(limits.max_out_of_order_total);
+        let counters = Arc::new(ListenerCounters {
+            socket_buffers: transport.socket_buffers(),
+            ..ListenerCounters::default()
+        });
         let router = Router {
             queued: queued.clone(),
             out_of_order: out_of_order.clone(),
@@ -374,6 +378,7 @@ impl Router {
         };
         let (tx, rx) = mpsc::channel(self.limits.per_connection_queue);
         let shared = Arc::new(Shared::new(conv, peer, self.local, &self.config));
+        shared.lock().stats.socket_buffers = self.counters.socket_buffers;
         let gone_tx = gone_tx.clone();
         let on_exit: Box<dyn FnOnce() + Send> = Box::new(move || {
             let _ = gone_tx.send(key);

@@ -84,6 +84,7 @@ mod shared;
 mod stats;
 mod stream;
 mod transport;
+mod udp;
 
 pub use config::KcpConfig;
 pub use error::{ConnectionError, KcpError, Result, Timeout};
@@ -92,3 +93,4 @@ pub use memory::{LinkConditions, MemoryNetwork, MemoryNetworkStats, MemoryTransp
 pub use stats::{ConnectionStats, ListenerStats};
 pub use stream::{KcpStream, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 pub use transport::Transport;
+pub use udp::SocketBuffers;

@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::udp::SocketBuffers;
 use crate::engine::Kcp;
 
 /// A snapshot of one connection, refreshed by its task after every event.
@@ -61,6 +62,10 @@ pub struct ConnectionStats {
     pub send_buffer_bytes: usize,
     /// Bytes received, not yet read by the application.
     pub recv_buffer_bytes: usize,
+    /// Kernel buffers of the UDP socket the connection uses, as the OS
+    /// granted them (see [`KcpConfig::socket_recv_buffer`](super::KcpConfig#structfield.socket_recv_buffer));
+    /// `None` for a transport that is not a socket.
+    pub socket_buffers: Option<SocketBuffers>,
 }
 
 impl ConnectionStats {
@@ -114,6 +119,9 @@ pub struct ListenerStats {
     pub out_of_order_bytes: u64,
     /// Errors returned by the transport's receive.
     pub transport_errors: u64,
+    /// Kernel buffers of the listener's UDP socket as the OS granted them;
+    /// `None` for a transport that is not a socket.
+    pub socket_buffers: Option<SocketBuffers>,
 }
 
 #[derive(Debug, Default)]
@@ -128,6 +136,8 @@ pub(crate) struct ListenerCounters {
     pub dropped_overload: AtomicU64,
     pub dropped_oversized: AtomicU64,
     pub transport_errors: AtomicU64,
+    /// Set once when the listener starts.
+    pub socket_buffers: Option<SocketBuffers>,
 }
 
 impl ListenerCounters {
@@ -150,6 +160,7 @@ impl ListenerCounters {
             queued_bytes: 0,
             out_of_order_bytes: 0,
             transport_errors: g(&self.transport_errors),
+            socket_buffers: self.socket_buffers,
         }
     }
 }

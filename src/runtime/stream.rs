@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::UdpSocket;
 
 use super::config::KcpConfig;
 use super::driver::{Driver, Source};
@@ -18,6 +17,7 @@ use super::error::KcpError;
 use super::shared::Shared;
 use super::stats::ConnectionStats;
 use super::transport::Transport;
+use super::udp;
 
 /// Tells the connection task when the last handle is gone, so that it can
 /// deliver what was written and then stop.
@@ -95,7 +95,7 @@ impl KcpStream {
             (false, SocketAddr::V4(_)) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             (false, SocketAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };
-        let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0)).await?;
+        let (socket, _) = udp::bind(SocketAddr::new(local_ip, 0), &config)?;
         KcpStream::connect_with_transport(Arc::new(socket), addr, conv, config)
     }
 
@@ -110,6 +110,7 @@ impl KcpStream {
         config.validate()?;
         let local = transport.local_addr()?;
         let shared = Arc::new(Shared::new(conv, addr, local, &config));
+        shared.lock().stats.socket_buffers = transport.socket_buffers();
         let driver = Driver::new(
             conv,
             config,

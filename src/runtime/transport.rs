@@ -8,6 +8,8 @@ use std::task::{Context, Poll};
 use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 
+use super::udp::SocketBuffers;
+
 /// An unreliable datagram carrier, shaped like an unconnected UDP socket.
 ///
 /// One task receives from a transport (the listener, or a client
@@ -32,6 +34,13 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 
     /// The address peers send to.
     fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// The kernel buffer sizes, for a transport that is a socket; shown in
+    /// [`ConnectionStats`](super::ConnectionStats) and
+    /// [`ListenerStats`](super::ListenerStats). `None` by default.
+    fn socket_buffers(&self) -> Option<SocketBuffers> {
+        None
+    }
 }
 
 impl Transport for UdpSocket {
@@ -54,6 +63,10 @@ impl Transport for UdpSocket {
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
         UdpSocket::local_addr(self)
+    }
+
+    fn socket_buffers(&self) -> Option<SocketBuffers> {
+        SocketBuffers::of(self).ok()
     }
 }
 
