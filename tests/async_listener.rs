@@ -187,16 +187,33 @@ async fn backlog_and_connection_limits_hold() {
             "backlog of 3 not honoured: {st:?}"
         );
         assert!(st.dropped_capacity > 0, "{st:?}");
-        // Accepting frees backlog slots; the cap of 5 then stops the rest.
+        // Accepting frees backlog slots. The accepted connections answer, so
+        // they become established; the other openings then take turns in the
+        // two slots left, and never displace an established connection.
         let mut accepted = Vec::new();
         for _ in 0..3 {
-            accepted.push(listener.accept().await.unwrap());
+            let (mut s, peer) = listener.accept().await.unwrap();
+            let m = s.recv().await.unwrap();
+            s.send(&m).await.unwrap();
+            accepted.push((s, peer));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
         let st = listener.stats();
-        assert_eq!(
-            st.connections_created, 5,
+        assert!(
+            st.connections_alive <= 5,
             "connection cap of 5 not honoured: {st:?}"
+        );
+        assert!(st.half_open_evicted > 0, "{st:?}");
+        let mut answered = 0;
+        for (i, c) in clients.iter_mut().enumerate() {
+            if let Ok(m) = timeout(Duration::from_millis(200), c.recv()).await {
+                assert_eq!(&m.unwrap()[..], &(i as u32).to_le_bytes());
+                answered += 1;
+            }
+        }
+        assert_eq!(
+            answered, 3,
+            "an established connection was displaced: {st:?}"
         );
         println!("limits: backlog 3 / max 5 held with 8 clients: {st:?}");
         (clients, accepted)

@@ -2,11 +2,16 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, Mutex};
+use tokio::time::Instant;
 use tracing::{debug, trace};
+
+use super::admission::{Admission, HalfOpen, Key, Verdict};
 
 use super::config::KcpConfig;
 use super::driver::{Driver, Source};
@@ -19,14 +24,62 @@ use super::transport::{self, Transport};
 use super::udp;
 use crate::engine::{conv_of, Command, SegmentHeader, HEADER_LEN};
 
-/// Limits of a [`KcpListener`].
+/// Limits of a [`KcpListener`]: who may open a connection, how many may
+/// exist, and how much memory they may hold.
+///
+/// # Admission
+///
+/// KCP has no handshake, and the source of a datagram may be forged. The
+/// first data segment (sequence number 0) of an unknown (address,
+/// conversation) pair opens a connection, which starts **half-open**: it
+/// becomes **established** once the peer acknowledges data we sent, or
+/// sends data past its first segment. A half-open connection is handed to
+/// [`KcpListener::accept`] like any other, but it holds nothing out of
+/// order, it is closed if not established within
+/// [`half_open_timeout`](ListenerLimits::half_open_timeout), and at most
+/// [`max_half_open`](ListenerLimits::max_half_open) exist: when that many
+/// exist, or the table holds `max_connections`, the oldest half-open
+/// connection is closed to make room. An established connection is never
+/// closed for a new one; with `max_connections` established, openings are
+/// refused.
+///
+/// Openings are limited per source IP
+/// ([`openings_per_source`](ListenerLimits::openings_per_source)) and in
+/// total ([`openings_per_second`](ListenerLimits::openings_per_second)). A
+/// refused opening that the same address and conversation send again 10 ms
+/// to 10 s later (a KCP sender retransmits it after its RTO; forged one-shot
+/// openings never come back) is admitted from a second allowance of
+/// `openings_per_second`, whatever its source's count: a real client behind
+/// a flood gets in on its first retransmission. A flood that repeats every
+/// forged opening competes for that allowance; against it, see the
+/// `cookie` option of the handshake.
+///
+/// # Memory
+///
+/// A listener's connections together hold at most
+/// `max_connections * out_of_order_floor + max_out_of_order_total` bytes out
+/// of order and `max_queued_bytes` in datagrams waiting for their tasks; the
+/// README's "Limits and memory" section adds up the rest per connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenerLimits {
     /// New connections waiting for [`KcpListener::accept`]; openings beyond
-    /// it are dropped (the peer retransmits).
+    /// it are dropped (the peer retransmits). Default 128.
     pub backlog: usize,
-    /// Connections alive at once, accepted or not.
+    /// Connections alive at once, accepted or not, half-open or established.
+    /// Default 4,096.
     pub max_connections: usize,
+    /// Half-open connections at once (see the type's documentation); the
+    /// oldest gives way to a new opening. Default 1,024.
+    pub max_half_open: usize,
+    /// How long a connection may stay half-open before it is closed.
+    /// Default 3 s.
+    pub half_open_timeout: Duration,
+    /// Connections one source IP may open per second (retransmitted
+    /// openings aside). Default 64.
+    pub openings_per_source: u32,
+    /// Connections the listener opens per second in total, and again for
+    /// retransmitted openings. Default 1,000.
+    pub openings_per_second: u32,
     /// Datagrams queued for one connection's task before more are dropped.
     pub per_connection_queue: usize,
     /// Bytes of datagrams queued for all connections' tasks together before
@@ -56,6 +109,10 @@ impl Default for ListenerLimits {
         ListenerLimits {
             backlog: 128,
             max_connections: 4096,
+            max_half_open: 1024,
+            half_open_timeout: Duration::from_secs(3),
+            openings_per_source: 64,
+            openings_per_second: 1000,
             per_connection_queue: 1024,
             max_queued_bytes: 16 << 20,
             out_of_order_floor: 32 << 10,
@@ -77,7 +134,7 @@ impl Default for ListenerLimits {
 /// Dropping the listener stops new connections; accepted ones keep working.
 #[derive(Debug)]
 pub struct KcpListener {
-    accept_rx: Mutex<mpsc::Receiver<(KcpStream, SocketAddr)>>,
+    accept_rx: Mutex<mpsc::Receiver<Accepted>>,
     local: SocketAddr,
     counters: Arc<ListenerCounters>,
     queued: Arc<BytePool>,
@@ -112,6 +169,7 @@ impl KcpListener {
             ("backlog", limits.backlog),
             ("max_connections", limits.max_connections),
             ("per_connection_queue", limits.per_connection_queue),
+            ("max_half_open", limits.max_half_open),
         ] {
             if value == 0 {
                 return Err(KcpError::config(
@@ -135,6 +193,13 @@ impl KcpListener {
             ..ListenerCounters::default()
         });
         let router = Router {
+            admission: Admission::new(
+                limits.openings_per_source,
+                limits.openings_per_second,
+                Instant::now(),
+            ),
+            half_open: HalfOpen::default(),
+            next_id: 0,
             queued: queued.clone(),
             out_of_order: out_of_order.clone(),
             transport,
@@ -160,15 +225,17 @@ impl KcpListener {
     /// Fails with [`ConnectionError::ListenerStopped`] (the `peer` of the
     /// error is the listener's own address) if the listener's task ended.
     pub async fn accept(&self) -> Result<(KcpStream, SocketAddr), KcpError> {
-        self.accept_rx
-            .lock()
-            .await
-            .recv()
-            .await
-            .ok_or(KcpError::Connection {
+        let mut rx = self.accept_rx.lock().await;
+        loop {
+            let (stream, peer, closed) = rx.recv().await.ok_or(KcpError::Connection {
                 peer: self.local,
                 reason: ConnectionError::ListenerStopped,
-            })
+            })?;
+            // Half-open connections closed while waiting are not handed out.
+            if !closed.load(Ordering::Relaxed) {
+                return Ok((stream, peer));
+            }
+        }
     }
 
     /// The address peers connect to.
@@ -205,20 +272,40 @@ impl Drop for Routed {
     }
 }
 
-type Key = (SocketAddr, u32);
+/// A connection for `accept`, with the flag the router sets if it closes it
+/// (half-open) before it is accepted.
+type Accepted = (KcpStream, SocketAddr, Arc<AtomicBool>);
+
+/// What connection tasks tell the router.
+enum Event {
+    Established(Key, u64),
+    Gone(Key, u64),
+}
+
+/// A live connection in the routing table.
+struct Entry {
+    tx: mpsc::Sender<Routed>,
+    id: u64,
+    /// When it opened, while it is half-open.
+    half_open_since: Option<Instant>,
+    closed: Arc<AtomicBool>,
+}
 
 struct Router {
+    admission: Admission,
+    half_open: HalfOpen,
+    next_id: u64,
     transport: Arc<dyn Transport>,
     config: KcpConfig,
     limits: ListenerLimits,
     local: SocketAddr,
-    accept_tx: mpsc::Sender<(KcpStream, SocketAddr)>,
+    accept_tx: mpsc::Sender<Accepted>,
     counters: Arc<ListenerCounters>,
     /// Bytes routed and not yet consumed (see [`Routed`]).
     queued: Arc<BytePool>,
     /// Out-of-order bytes of all connections (see `InputGuard`).
     out_of_order: Arc<BytePool>,
-    table: HashMap<Key, mpsc::Sender<Routed>>,
+    table: HashMap<Key, Entry>,
     /// Peers that opened with conversation 0, and the id we gave them.
     assigned: HashMap<SocketAddr, u32>,
 }
@@ -268,7 +355,7 @@ impl Router {
     async fn run(mut self) {
         let span = tracing::debug_span!("kcp_listener", local = %self.local);
         debug!(parent: &span, "listener started");
-        let (gone_tx, mut gone_rx) = mpsc::unbounded_channel::<Key>();
+        let (gone_tx, mut gone_rx) = mpsc::unbounded_channel::<Event>();
         let mut buf = vec![0u8; 65_536];
         let mut accepting = true;
         let mut recv_errors = 0u32;
@@ -276,7 +363,12 @@ impl Router {
             if !accepting && self.table.is_empty() {
                 break;
             }
+            let expiry = self
+                .half_open
+                .oldest()
+                .map(|t| t + self.limits.half_open_timeout);
             tokio::select! {
+                _ = sleep_until_some(expiry) => self.expire_half_open(),
                 r = transport::recv_from(&*self.transport, &mut buf) => match r {
                     Ok((n, peer)) => {
                         recv_errors = 0;
@@ -293,13 +385,7 @@ impl Router {
                         }
                     }
                 },
-                Some(key) = gone_rx.recv() => {
-                    self.table.remove(&key);
-                    if self.assigned.get(&key.0) == Some(&key.1) {
-                        self.assigned.remove(&key.0);
-                    }
-                    self.counters.connections_alive.store(self.table.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                }
+                Some(event) = gone_rx.recv() => self.on_event(event),
                 _ = self.accept_tx.closed(), if accepting => {
                     debug!(parent: &span, "listener dropped; serving remaining connections");
                     accepting = false;
@@ -314,7 +400,7 @@ impl Router {
         d: &[u8],
         peer: SocketAddr,
         accepting: bool,
-        gone_tx: &mpsc::UnboundedSender<Key>,
+        events: &mpsc::UnboundedSender<Event>,
     ) {
         if d.len() > self.config.mtu {
             ListenerCounters::bump(&self.counters.dropped_oversized);
@@ -324,36 +410,17 @@ impl Router {
             ListenerCounters::bump(&self.counters.dropped_malformed);
             return;
         }
-        let mut conv = conv_of(d).unwrap_or(0);
-        let mut data = BytesMut::from(d);
-        if conv == 0 {
-            conv = match self.assigned.get(&peer) {
-                Some(&c) => c,
-                None if opens_connection(d) => {
-                    let mut c = random_conv();
-                    while self.table.contains_key(&(peer, c)) {
-                        c = random_conv();
-                    }
-                    c
-                }
-                None => {
-                    ListenerCounters::bump(&self.counters.dropped_unknown);
-                    return;
-                }
-            };
-            set_conv(&mut data, conv);
-        }
-        let key = (peer, conv);
-        if !self.queued.try_charge(data.len()) {
-            ListenerCounters::bump(&self.counters.dropped_overload);
-            return;
-        }
-        let data = Routed {
-            data: data.freeze(),
-            pool: self.queued.clone(),
+        let wire_conv = conv_of(d).unwrap_or(0);
+        let conv = match (wire_conv, self.assigned.get(&peer)) {
+            (0, Some(&c)) => c,
+            (0, None) => 0,
+            (c, _) => c,
         };
-        if let Some(tx) = self.table.get(&key) {
-            match tx.try_send(data) {
+        if let Some(entry) = self.table.get(&(peer, conv)) {
+            let Some(data) = self.copy_for_routing(d, conv) else {
+                return;
+            };
+            match entry.tx.try_send(data) {
                 Ok(()) => ListenerCounters::bump(&self.counters.routed),
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     ListenerCounters::bump(&self.counters.dropped_overload)
@@ -364,24 +431,92 @@ impl Router {
             }
             return;
         }
-        if !accepting || !opens_connection(&data) {
+        if !accepting || !opens_connection(d) {
             ListenerCounters::bump(&self.counters.dropped_unknown);
             return;
         }
-        if self.table.len() >= self.limits.max_connections {
+        self.open(d, peer, wire_conv, events);
+    }
+
+    /// The datagram as its connection's task gets it: with the assigned
+    /// conversation if the peer still uses 0, counted in the queued bytes.
+    fn copy_for_routing(&self, d: &[u8], conv: u32) -> Option<Routed> {
+        if !self.queued.try_charge(d.len()) {
+            ListenerCounters::bump(&self.counters.dropped_overload);
+            return None;
+        }
+        let mut data = BytesMut::from(d);
+        if conv_of(d) != Some(conv) {
+            set_conv(&mut data, conv);
+        }
+        Some(Routed {
+            data: data.freeze(),
+            pool: self.queued.clone(),
+        })
+    }
+
+    /// An opening from an unknown (peer, conversation): admission, room, and
+    /// a new half-open connection.
+    fn open(
+        &mut self,
+        d: &[u8],
+        peer: SocketAddr,
+        wire_conv: u32,
+        events: &mpsc::UnboundedSender<Event>,
+    ) {
+        let now = Instant::now();
+        // A conv-0 opening is remembered as such: its retransmission carries
+        // 0 again, not the id it would have been given.
+        if self.admission.check((peer, wire_conv), now) != Verdict::Admit {
+            ListenerCounters::bump(&self.counters.openings_rate_limited);
+            return;
+        }
+        // The router is the only sender: room seen here stays.
+        if self.accept_tx.capacity() == 0 {
             ListenerCounters::bump(&self.counters.dropped_capacity);
             return;
         }
+        if self.table.len() >= self.limits.max_connections
+            || self.half_open.len() >= self.limits.max_half_open
+        {
+            // Room comes from the oldest half-open connection, never from
+            // an established one.
+            let Some((id, key)) = self.half_open.pop_oldest() else {
+                ListenerCounters::bump(&self.counters.dropped_capacity);
+                return;
+            };
+            self.close_half_open(key, id);
+            ListenerCounters::bump(&self.counters.half_open_evicted);
+        }
+        let conv = if wire_conv == 0 {
+            let mut c = random_conv();
+            while self.table.contains_key(&(peer, c)) {
+                c = random_conv();
+            }
+            c
+        } else {
+            wire_conv
+        };
+        let Some(data) = self.copy_for_routing(d, conv) else {
+            return;
+        };
         let Ok(permit) = self.accept_tx.try_reserve() else {
             ListenerCounters::bump(&self.counters.dropped_capacity);
             return;
         };
+        let key = (peer, conv);
+        let id = self.next_id;
+        self.next_id += 1;
         let (tx, rx) = mpsc::channel(self.limits.per_connection_queue);
         let shared = Arc::new(Shared::new(conv, peer, self.local, &self.config));
         shared.lock().stats.socket_buffers = self.counters.socket_buffers;
-        let gone_tx = gone_tx.clone();
+        let gone = events.clone();
         let on_exit: Box<dyn FnOnce() + Send> = Box::new(move || {
-            let _ = gone_tx.send(key);
+            let _ = gone.send(Event::Gone(key, id));
+        });
+        let established = events.clone();
+        let on_established: Box<dyn FnOnce() + Send> = Box::new(move || {
+            let _ = established.send(Event::Established(key, id));
         });
         let mut driver = Driver::new(
             conv,
@@ -395,21 +530,95 @@ impl Router {
         driver.join_listener(
             self.out_of_order.clone(),
             self.limits.out_of_order_floor,
-            Box::new(|| {}),
+            on_established,
         );
         let _ = tx.try_send(data);
         tokio::spawn(driver.run());
-        if conv_of(d) == Some(0) {
+        if wire_conv == 0 {
             self.assigned.insert(peer, conv);
         }
-        self.table.insert(key, tx);
-        ListenerCounters::bump(&self.counters.connections_created);
-        self.counters.connections_alive.store(
-            self.table.len() as u64,
-            std::sync::atomic::Ordering::Relaxed,
+        let closed = Arc::new(AtomicBool::new(false));
+        self.table.insert(
+            key,
+            Entry {
+                tx,
+                id,
+                half_open_since: Some(now),
+                closed: closed.clone(),
+            },
         );
-        debug!(conv, %peer, "new connection");
-        permit.send((KcpStream::from_shared(shared), peer));
+        self.half_open.insert(now, id, key);
+        ListenerCounters::bump(&self.counters.connections_created);
+        self.publish_counts();
+        debug!(conv, %peer, "new connection (half-open)");
+        permit.send((KcpStream::from_shared(shared), peer, closed));
+    }
+
+    /// Closes a half-open connection: its task sees its source gone.
+    fn close_half_open(&mut self, key: Key, id: u64) {
+        if self.table.get(&key).is_some_and(|e| e.id == id) {
+            if let Some(e) = self.table.remove(&key) {
+                e.closed.store(true, Ordering::Relaxed);
+            }
+            if self.assigned.get(&key.0) == Some(&key.1) {
+                self.assigned.remove(&key.0);
+            }
+        }
+        self.publish_counts();
+    }
+
+    fn expire_half_open(&mut self) {
+        let now = Instant::now();
+        while let Some(opened) = self.half_open.oldest() {
+            if opened + self.limits.half_open_timeout > now {
+                break;
+            }
+            let Some((id, key)) = self.half_open.pop_oldest() else {
+                break;
+            };
+            trace!(conv = key.1, peer = %key.0, "half-open connection expired");
+            self.close_half_open(key, id);
+            ListenerCounters::bump(&self.counters.half_open_expired);
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Established(key, id) => {
+                if let Some(e) = self.table.get_mut(&key).filter(|e| e.id == id) {
+                    if let Some(opened) = e.half_open_since.take() {
+                        self.half_open.remove(opened, id);
+                    }
+                }
+            }
+            Event::Gone(key, id) => {
+                if self.table.get(&key).is_some_and(|e| e.id == id) {
+                    if let Some(opened) = self.table.remove(&key).and_then(|e| e.half_open_since) {
+                        self.half_open.remove(opened, id);
+                    }
+                    if self.assigned.get(&key.0) == Some(&key.1) {
+                        self.assigned.remove(&key.0);
+                    }
+                }
+            }
+        }
+        self.publish_counts();
+    }
+
+    fn publish_counts(&self) {
+        let c = &self.counters;
+        c.connections_alive
+            .store(self.table.len() as u64, Ordering::Relaxed);
+        c.half_open
+            .store(self.half_open.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Sleeps until `at`, or forever.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -72,6 +72,7 @@
 //! # }
 //! ```
 
+mod admission;
 mod config;
 mod driver;
 mod error;

@@ -112,6 +112,15 @@ pub struct ListenerStats {
     pub dropped_overload: u64,
     /// Dropped: longer than the MTU.
     pub dropped_oversized: u64,
+    /// Openings refused by the per-source or total rate limit
+    /// ([`ListenerLimits`](super::ListenerLimits)).
+    pub openings_rate_limited: u64,
+    /// Connections currently half-open (not yet established).
+    pub half_open: u64,
+    /// Half-open connections closed to make room for a new opening.
+    pub half_open_evicted: u64,
+    /// Half-open connections closed by their timeout.
+    pub half_open_expired: u64,
     /// Bytes of datagrams routed but not yet taken by their connections.
     pub queued_bytes: u64,
     /// Bytes the listener's connections hold out of order, counted as
@@ -135,6 +144,10 @@ pub(crate) struct ListenerCounters {
     pub dropped_capacity: AtomicU64,
     pub dropped_overload: AtomicU64,
     pub dropped_oversized: AtomicU64,
+    pub openings_rate_limited: AtomicU64,
+    pub half_open: AtomicU64,
+    pub half_open_evicted: AtomicU64,
+    pub half_open_expired: AtomicU64,
     pub transport_errors: AtomicU64,
     /// Set once when the listener starts.
     pub socket_buffers: Option<SocketBuffers>,
@@ -157,6 +170,10 @@ impl ListenerCounters {
             dropped_capacity: g(&self.dropped_capacity),
             dropped_overload: g(&self.dropped_overload),
             dropped_oversized: g(&self.dropped_oversized),
+            openings_rate_limited: g(&self.openings_rate_limited),
+            half_open: g(&self.half_open),
+            half_open_evicted: g(&self.half_open_evicted),
+            half_open_expired: g(&self.half_open_expired),
             queued_bytes: 0,
             out_of_order_bytes: 0,
             transport_errors: g(&self.transport_errors),
