@@ -132,11 +132,10 @@ impl Admission {
             Verdict::RateLimited
         };
         match verdict {
-            Verdict::Admit => {
-                if from_source > 0 || self.sources.len() < TRACKED {
-                    self.sources.insert(ip, from_source + 1);
-                }
+            Verdict::Admit if from_source > 0 || self.sources.len() < TRACKED => {
+                self.sources.insert(ip, from_source + 1);
             }
+            Verdict::Admit => {}
             _ if first_refused.is_none() => self.remember_refused(key, now),
             _ => {}
         }
