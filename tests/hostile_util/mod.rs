@@ -95,3 +95,94 @@ pub fn percentile(v: &mut [Duration], p: usize) -> Duration {
     }
     v[(v.len() * p / 100).min(v.len() - 1)]
 }
+
+/// What a flood thread sends.
+#[derive(Debug, Clone, Copy)]
+pub struct FloodMix {
+    /// Data segments with sequence number 0 and a fresh conversation: each
+    /// looks like a new client.
+    pub openings: u32,
+    /// Random bytes.
+    pub garbage: u32,
+    /// Segments that do not parse: truncated payload, unknown command.
+    pub malformed: u32,
+    /// Well-formed segments (sn > 0, ACKs) for conversations that exist
+    /// elsewhere or nowhere.
+    pub wrong_conv: u32,
+}
+
+/// A flood of forged datagrams from sockets on several 127.0.0.0/8
+/// addresses (each address a different "source IP"), sent by a plain thread
+/// at `rate` datagrams per second until `stop` is set. Returns the count sent.
+pub fn flood(
+    target: SocketAddr,
+    sources: &[std::net::Ipv4Addr],
+    sockets_per_source: usize,
+    rate: u32,
+    mix: FloodMix,
+    target_convs: Vec<u32>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    let sockets: Vec<std::net::UdpSocket> = sources
+        .iter()
+        .flat_map(|ip| {
+            (0..sockets_per_source).map(move |_| std::net::UdpSocket::bind((*ip, 0)).unwrap())
+        })
+        .collect();
+    std::thread::spawn(move || {
+        let mut seed = 0x243f_6a88_85a3_08d3u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let total = mix.openings + mix.garbage + mix.malformed + mix.wrong_conv;
+        let per_ms = (rate / 1000).max(1);
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            for _ in 0..per_ms {
+                let r = next();
+                let pick = (r % u64::from(total)) as u32;
+                let conv = (r >> 32) as u32 | 1;
+                let d = if pick < mix.openings {
+                    segment(conv, Command::Push, 0, (r >> 8) as usize % 64)
+                } else if pick < mix.openings + mix.garbage {
+                    (0..1 + (r >> 16) as usize % 200)
+                        .map(|i| (r >> (i % 57)) as u8)
+                        .collect()
+                } else if pick < mix.openings + mix.garbage + mix.malformed {
+                    let mut d = segment(conv, Command::Push, 0, 100);
+                    if r & 1 == 0 {
+                        d.truncate(60);
+                    } else {
+                        d[4] = 99;
+                    }
+                    d
+                } else {
+                    let conv = if target_convs.is_empty() || r & 1 == 0 {
+                        conv
+                    } else {
+                        target_convs[(r >> 1) as usize % target_convs.len()]
+                    };
+                    let cmd = if r & 2 == 0 {
+                        Command::Push
+                    } else {
+                        Command::Ack
+                    };
+                    segment(conv, cmd, 1 + (r >> 40) as u32 % 100, 16)
+                };
+                let s = &sockets[(r >> 24) as usize % sockets.len()];
+                let _ = s.send_to(&d, target);
+                sent += 1;
+            }
+            // Paced by the clock, not by sleeps that a busy machine stretches.
+            let due = start + Duration::from_micros(sent * 1_000_000 / u64::from(rate));
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        sent
+    })
+}
