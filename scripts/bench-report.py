@@ -1,15 +1,18 @@
 """Turns the benchmark outputs into BENCHMARKS.md and docs/window_scaling.png.
 
 Engine ratios are reference time / our time: above 1 means ours is faster.
-Usage: bench-report.py CRITERION_DIR MEMORY_TXT INSTRUCTIONS_TXT ASYNC_JSON
-(the last two may be missing files; their sections then say so)."""
+Usage: bench-report.py CRITERION_DIR MEMORY_TXT INSTRUCTIONS_TXT
+(the last may be a missing file; its section then says so). The async
+layer's section, between the async markers, is written by
+scripts/bench-async.py; it is carried over from the current BENCHMARKS.md."""
 import json
 import os
 import platform
 import subprocess
 import sys
 
-criterion_dir, memory_file, instructions_file, async_file = sys.argv[1:5]
+criterion_dir, memory_file, instructions_file = sys.argv[1:4]
+ASYNC_BEGIN, ASYNC_END = "<!-- async:begin -->", "<!-- async:end -->"
 
 BULK_MB = 16  # window_scaling moves 16,384 messages of 1 KB
 
@@ -146,45 +149,16 @@ for key, what in workloads.items():
         body.append(f"| {what} | not measured (valgrind or libkcp.so missing) | | | |")
 body.append("")
 
-asyncres = None
-if os.path.exists(async_file):
-    with open(async_file) as f:
-        asyncres = json.load(f)
-body += ["### Async layer on loopback", ""]
-if asyncres:
-    impls = [i for i in ("ours", "tokio_kcp", "tokio_kcp_eager", "kcp_go", "kcp_go_eager", "tcp") if i in asyncres.get("bulk", {})]
-    names = {
-        "ours": "ikcp `KcpStream`",
-        "tokio_kcp": "tokio_kcp 0.9.8",
-        "tokio_kcp_eager": "tokio_kcp 0.9.8, `flush_write` + `flush_acks_input`",
-        "kcp_go": "kcp-go 5.6.1 (plain mode)",
-        "kcp_go_eager": "kcp-go 5.6.1 (plain mode), `SetACKNoDelay(true)`",
-        "tcp": "tokio `TcpStream`",
-    }
-    body += [
-        "Real UDP (TCP) sockets on 127.0.0.1, client and server in one process, tokio multi-thread runtime",
-        "(`cargo bench -p ikcp-bench --profile bench-noabi --bench async_loopback`). Settings: " + asyncres.get("settings", "see the bench source") + ".",
-        "",
-        "| implementation | bulk MB/s | RTT p50 µs | RTT p99 µs | RTT mean µs |",
-        "|---|---|---|---|---|",
-    ]
-    for i in impls:
-        b = asyncres["bulk"][i]
-        r = asyncres.get("rtt", {}).get(i, {})
-        body.append(
-            f"| {names[i]} | {b['mb_per_s']:.1f} | {r.get('p50_us', float('nan')):.0f} | "
-            f"{r.get('p99_us', float('nan')):.0f} | {r.get('mean_us', float('nan')):.0f} |"
-        )
-    idle = asyncres.get("idle", {})
-    if idle:
-        body += ["", "| idle connections on one listener | connections | seconds | CPU seconds | % of one core |", "|---|---|---|---|---|"]
-        for i in ("ours", "tokio_kcp"):
-            if i in idle:
-                d = idle[i]
-                body.append(f"| {names[i]} | {d['connections']} | {d['secs']:.1f} | {d['cpu_secs']:.3f} | {d['cpu_percent']:.2f} |")
-    body.append("")
-else:
-    body += ["Not measured in this run (`target/bench-async.json` missing).", ""]
+# The process-to-process async section (scripts/bench-async.sh), as it is.
+async_section = [ASYNC_BEGIN, "### Async layer, process to process", "",
+                 "Not measured yet: run `bash scripts/bench-async.sh`.", ASYNC_END]
+if os.path.exists("BENCHMARKS.md"):
+    with open("BENCHMARKS.md") as f:
+        text = f.read()
+    if ASYNC_BEGIN in text and ASYNC_END in text:
+        kept = ASYNC_BEGIN + text.split(ASYNC_BEGIN, 1)[1].split(ASYNC_END, 1)[0] + ASYNC_END
+        async_section = kept.split("\n")
+body += [*async_section, ""]
 
 # Targets from the benchmark issue, judged on this run's numbers.
 targets = []
@@ -205,15 +179,6 @@ target("never slower than the reference", f"slowest: {slowest[0]} {slowest[1]:.2
 mi, mr = memory.get(("idle_connection", "ours")), memory.get(("idle_connection", "reference"))
 if mi is not None and mr is not None:
     target("memory per idle connection", f"{mi} vs {mr} bytes", "<= reference", mi <= mr)
-if asyncres and "tokio_kcp" in asyncres.get("bulk", {}):
-    # Judged against tokio_kcp's better configuration of the two.
-    peers = [i for i in ("tokio_kcp", "tokio_kcp_eager") if i in asyncres["bulk"]]
-    o = asyncres["bulk"]["ours"]["mb_per_s"]
-    t = max(asyncres["bulk"][i]["mb_per_s"] for i in peers)
-    target("KcpStream bulk vs tokio_kcp (its best setting)", f"{o:.1f} vs {t:.1f} MB/s", ">= tokio_kcp", o >= t)
-    o = asyncres["rtt"]["ours"]["p99_us"]
-    t = min(asyncres["rtt"][i]["p99_us"] for i in peers)
-    target("KcpStream p99 RTT vs tokio_kcp (its best setting)", f"{o:.0f} vs {t:.0f} µs", "<= tokio_kcp", o <= t)
 
 lines = [
     "# Benchmarks",
