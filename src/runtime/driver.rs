@@ -149,6 +149,16 @@ impl Driver {
         self.guard.join_listener(pool, floor, on_established);
     }
 
+    /// The preset's interval; a half-open connection (maybe a forged
+    /// opening) makes do with the engine's, which is never below 10 ms.
+    fn timer_interval(&self) -> u32 {
+        if self.guard.is_half_open() {
+            self.kcp.interval().max(self.config.interval)
+        } else {
+            self.config.interval
+        }
+    }
+
     fn now_ms(&self) -> u32 {
         // The engine's clock wraps at 2^32 ms; it handles that.
         self.epoch.elapsed().as_millis() as u32
@@ -269,7 +279,7 @@ impl Driver {
     fn on_timer(&mut self) {
         // The engine will not flush more often than every 10 ms; presets
         // with shorter intervals get their extra flushes here.
-        let fast = self.config.interval < self.kcp.interval();
+        let fast = self.timer_interval() < self.kcp.interval();
         self.update(fast);
         let now = Instant::now();
         if let Some(every) = self.config.keep_alive {
@@ -597,7 +607,7 @@ impl Driver {
                 .kcp
                 .check(now_ms)
                 .wrapping_sub(now_ms)
-                .min(self.config.interval);
+                .min(self.timer_interval());
             next = next.min(now + Duration::from_millis(u64::from(engine.max(1))));
         }
         if let Some(r) = &self.reopening {

@@ -141,7 +141,6 @@ impl InputGuard {
     }
 
     /// Whether the peer has not proved itself yet.
-    #[cfg(test)]
     pub(crate) fn is_half_open(&self) -> bool {
         self.half_open
     }

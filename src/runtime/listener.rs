@@ -69,7 +69,10 @@ pub struct ListenerLimits {
     /// Default 4,096.
     pub max_connections: usize,
     /// Half-open connections at once (see the type's documentation); the
-    /// oldest gives way to a new opening. Default 1,024.
+    /// oldest gives way to a new opening. Default 256: at the default
+    /// opening rate a half-open connection then lives at least a quarter of
+    /// a second under a flood, long enough for a real client to answer, and
+    /// forged openings cost the server little CPU.
     pub max_half_open: usize,
     /// How long a connection may stay half-open before it is closed.
     /// Default 3 s.
@@ -109,7 +112,7 @@ impl Default for ListenerLimits {
         ListenerLimits {
             backlog: 128,
             max_connections: 4096,
-            max_half_open: 1024,
+            max_half_open: 256,
             half_open_timeout: Duration::from_secs(3),
             openings_per_source: 64,
             openings_per_second: 1000,
