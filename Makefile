@@ -7,13 +7,31 @@
 #   make demo                    runs the lossy-link demo and a UDP echo pair
 #   make test                    every test of the project (installs missing tools first)
 #
-# The C build has its own cargo target directory, so it never swaps the
-# feature set of the libkcp that `cargo build` / `cargo test` leave in target/.
+# ABI=2 selects upstream 2.x's C ABI instead of 1.x's (ikcp_setcc, struct
+# IKCPOPS, the 2.x IKCPCB layout, soname libkcp.so.2), for every target above:
+#   make ABI=2 && make install ABI=2 PREFIX=/usr
+# installs include/v2/ikcp.h as <prefix>/include/ikcp.h, next to libkcp.a
+# and libkcp.so.2; pkg-config and find_package(kcp) consumers are unchanged.
+#
+# The C build has its own cargo target directory (one per ABI), so it never
+# swaps the feature set of the libkcp that `cargo build` / `cargo test`
+# leave in target/.
 
 CARGO          ?= cargo
 CC             ?= cc
 CXX            ?= c++
+ABI            ?= 1
+ifeq ($(ABI),1)
 KCP_TARGET_DIR ?= $(CURDIR)/target/capi
+KCP_FEATURES   := capi
+HEADER_DIR     := include
+else ifeq ($(ABI),2)
+KCP_TARGET_DIR ?= $(CURDIR)/target/capi2
+KCP_FEATURES   := abi2
+HEADER_DIR     := include/v2
+else
+$(error ABI=$(ABI): choose ABI=1 (upstream 1.x) or ABI=2 (upstream 2.x))
+endif
 EXAMPLES_DIR   ?= $(KCP_TARGET_DIR)/examples
 
 PREFIX     ?= /usr/local
@@ -24,10 +42,10 @@ DESTDIR    ?=
 OUT := $(KCP_TARGET_DIR)/release
 
 # The crate version is the library version. The soname's major version is
-# bumped only on an ABI break and must match SONAME in build.rs.
+# bumped only on an ABI break and must match SONAME_V1 / SONAME_V2 in build.rs.
 VERSION         := $(shell sed -n 's/^version = "\([0-9.]*\)"/\1/p' Cargo.toml | head -n 1)
 VERSION_MAJOR   := $(word 1,$(subst ., ,$(VERSION)))
-SOVERSION       := 1
+SOVERSION       := $(ABI)
 SO_FULL_VERSION := $(SOVERSION).$(word 2,$(subst ., ,$(VERSION))).$(word 3,$(subst ., ,$(VERSION)))
 
 # What Rust's standard library inside libkcp.a needs from the system
@@ -46,7 +64,7 @@ all: lib
 
 # cargo decides what is stale; make just asks every time.
 lib $(OUT)/libkcp.a $(OUT)/libkcp.so: FORCE
-	$(CARGO) build --release --no-default-features --features capi --target-dir $(KCP_TARGET_DIR)
+	$(CARGO) build --release --no-default-features --features $(KCP_FEATURES) --target-dir $(KCP_TARGET_DIR)
 	@# The soname's name, so programs linked to the shared library run from the build tree.
 	@ln -sfn libkcp.so $(OUT)/libkcp.so.$(SOVERSION)
 
@@ -69,7 +87,7 @@ install: lib
 	install -m 755 $(OUT)/libkcp.so $(DESTDIR)$(LIBDIR)/libkcp.so.$(SO_FULL_VERSION)
 	ln -sfn libkcp.so.$(SO_FULL_VERSION) $(DESTDIR)$(LIBDIR)/libkcp.so.$(SOVERSION)
 	ln -sfn libkcp.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libkcp.so
-	install -m 644 include/ikcp.h $(DESTDIR)$(INCLUDEDIR)/ikcp.h
+	install -m 644 $(HEADER_DIR)/ikcp.h $(DESTDIR)$(INCLUDEDIR)/ikcp.h
 	$(SUBST) kcp.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/kcp.pc
 	$(SUBST) cmake/kcp-config.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/kcp/kcp-config.cmake
 	$(SUBST) cmake/kcp-config-version.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/kcp/kcp-config-version.cmake
@@ -77,16 +95,16 @@ install: lib
 C_EXAMPLES := udp_echo_server udp_echo_client lossy_link_demo
 
 # Linked statically: the programs run from anywhere without LD_LIBRARY_PATH.
-$(addprefix $(EXAMPLES_DIR)/,$(C_EXAMPLES)): $(EXAMPLES_DIR)/%: c-examples/%.c include/ikcp.h $(OUT)/libkcp.a
+$(addprefix $(EXAMPLES_DIR)/,$(C_EXAMPLES)): $(EXAMPLES_DIR)/%: c-examples/%.c $(HEADER_DIR)/ikcp.h $(OUT)/libkcp.a
 	@mkdir -p $(@D)
-	$(CC) $(EXAMPLE_CFLAGS) -Iinclude -o $@ $< $(OUT)/libkcp.a $(NATIVE_LIBS)
+	$(CC) $(EXAMPLE_CFLAGS) -I$(HEADER_DIR) -o $@ $< $(OUT)/libkcp.a $(NATIVE_LIBS)
 
-$(EXAMPLES_DIR)/cpp_loopback: c-examples/cpp_loopback.cpp include/ikcp.h $(OUT)/libkcp.a
+$(EXAMPLES_DIR)/cpp_loopback: c-examples/cpp_loopback.cpp $(HEADER_DIR)/ikcp.h $(OUT)/libkcp.a
 	@mkdir -p $(@D)
-	$(CXX) $(EXAMPLE_CXXFLAGS) -Iinclude -o $@ $< $(OUT)/libkcp.a $(NATIVE_LIBS)
+	$(CXX) $(EXAMPLE_CXXFLAGS) -I$(HEADER_DIR) -o $@ $< $(OUT)/libkcp.a $(NATIVE_LIBS)
 
-$(EXAMPLES_DIR)/relay: c-examples/drop_in/relay.c include/ikcp.h $(OUT)/libkcp.a
-	$(MAKE) -C c-examples/drop_in KCP_ROOT=$(CURDIR) KCP_LIB=$(OUT)/libkcp.a O=$(EXAMPLES_DIR)/drop_in
+$(EXAMPLES_DIR)/relay: c-examples/drop_in/relay.c $(HEADER_DIR)/ikcp.h $(OUT)/libkcp.a
+	$(MAKE) -C c-examples/drop_in KCP_ROOT=$(CURDIR) ABI=$(ABI) KCP_LIB=$(OUT)/libkcp.a O=$(EXAMPLES_DIR)/drop_in
 	ln -sfn drop_in/relay $@
 
 examples: $(addprefix $(EXAMPLES_DIR)/,$(C_EXAMPLES) cpp_loopback relay)

@@ -11,7 +11,10 @@
 #   - `make install` and `cmake --install` must produce the same tree;
 #   - CMake consumers (add_subdirectory and find_package, C and C++-only,
 #     static and shared) and pkg-config;
-#   - every recipe of README.md's "Replacing ikcp.c" section, verbatim.
+#   - every recipe of README.md's "Replacing ikcp.c" section, verbatim;
+#   - the 2.x flavour (`make ABI=2`, CMake -DKCP_ABI=2): soname libkcp.so.2,
+#     the 1.x symbols plus ikcp_setcc, the same install tree both ways with
+#     include/v2/ikcp.h installed as ikcp.h, examples built against it.
 #
 # Run by `make test`, after scripts/install-test-deps.sh. Builds go to a
 # temporary directory; the one cargo build lives in target/capi, where the
@@ -217,6 +220,75 @@ only_ikcp_symbols_exported() {
         ikcp_setoutput ikcp_update ikcp_waitsnd ikcp_wndsize)
     actual=$(nm -D --defined-only "$out/libkcp.so" | awk '{print $3}' | sort)
     diff <(echo "$expected") <(echo "$actual")
+}
+
+# ---------------------------------------------------------------- 2.x flavour
+
+out2="$repo/target/capi2/release"
+
+abi2_library_builds_with_make() {
+    make -C "$repo" lib ABI=2
+    test -f "$out2/libkcp.a" && test -f "$out2/libkcp.so" && test -L "$out2/libkcp.so.2"
+    readelf -d "$out2/libkcp.so" | tee /dev/stderr | grep -q 'Library soname: \[libkcp.so.2\]'
+}
+
+abi2_exports_the_1x_symbols_and_ikcp_setcc() {
+    local expected actual
+    expected=$(printf '%s\n' ikcp_allocator ikcp_check ikcp_create ikcp_flush ikcp_getconv ikcp_input \
+        ikcp_interval ikcp_log ikcp_nodelay ikcp_peeksize ikcp_recv ikcp_release ikcp_send ikcp_setcc \
+        ikcp_setmtu ikcp_setoutput ikcp_update ikcp_waitsnd ikcp_wndsize)
+    actual=$(nm -D --defined-only "$out2/libkcp.so" | awk '{print $3}' | sort)
+    diff <(echo "$expected") <(echo "$actual")
+    echo "$actual" | tr '\n' ' '
+}
+
+abi2_make_and_cmake_install_the_same_tree() {
+    make -C "$repo" install ABI=2 PREFIX="$work/make2-prefix"
+    KCP_CARGO_TARGET_DIR="$repo/target/capi2" cmake -S "$repo" -B "$work/kcp2-build" -DKCP_ABI=2 \
+        -DCMAKE_INSTALL_PREFIX="$work/cmake2-prefix"
+    cmake --build "$work/kcp2-build"
+    cmake --install "$work/kcp2-build"
+    (cd "$work/make2-prefix" && find . -printf '%y %p %l\n' | sort) >"$work/make2-tree"
+    (cd "$work/cmake2-prefix" && find . -printf '%y %p %l\n' | sort) >"$work/cmake2-tree"
+    diff -u "$work/cmake2-tree" "$work/make2-tree"
+    cat "$work/make2-tree"
+    local f
+    for f in $(cd "$work/make2-prefix" && find . -type f ! -name kcp.pc); do
+        cmp "$work/make2-prefix/$f" "$work/cmake2-prefix/$f"
+    done
+    cmp "$repo/include/v2/ikcp.h" "$work/make2-prefix/include/ikcp.h"
+    readelf -d "$work/make2-prefix/lib/libkcp.so.2."* | grep -q 'soname: \[libkcp.so.2\]'
+    test -L "$work/make2-prefix/lib/libkcp.so.2"
+}
+
+# A find_package(kcp) consumer, unchanged, against the 2.x install tree: the
+# examples (1.x programs, which 2.x's API still serves) and a 2.x program
+# that installs a controller, static and shared.
+abi2_find_package_consumer() {
+    local dir="$work/consumer2-find"
+    consumer_project "$dir" "find_package(kcp CONFIG REQUIRED)"
+    cat >>"$dir/CMakeLists.txt" <<CMAKE
+add_executable(uses_v2 \${src}/../ffi-tests/c/uses_everything.c)
+target_compile_definitions(uses_v2 PRIVATE IKCP_USES_V2)
+target_link_libraries(uses_v2 PRIVATE kcp::kcp_shared)
+CMAKE
+    cmake -S "$dir" -B "$dir/build" -DCMAKE_PREFIX_PATH="$work/cmake2-prefix"
+    cmake --build "$dir/build"
+    readelf -d "$dir/build/uses_v2" | grep -q 'NEEDED.*\[libkcp.so.2\]'
+    readelf -d "$dir/build/cpp_loopback_shared" | grep -q 'NEEDED.*\[libkcp.so.2\]'
+    "$dir/build/uses_v2"
+    local p
+    for p in lossy_link_demo lossy_link_demo_shared cpp_loopback cpp_loopback_shared relay; do
+        timeout 60 "$dir/build/$p" >/dev/null
+        echo "$p: ran"
+    done
+    timeout 120 "$repo/c-examples/run-echo-pair.sh" "$dir/build/udp_echo_server" "$dir/build/udp_echo_client"
+}
+
+abi2_drop_in_relay() {
+    cp -r "$repo/c-examples/drop_in" "$work/drop_in2"
+    make -C "$work/drop_in2" KCP_ROOT="$repo" ABI=2
+    "$work/drop_in2/out/libkcp2/relay"
 }
 
 # run_echo_pair SERVER CLIENT [WRAPPER...]
@@ -511,6 +583,14 @@ for recipe in $recipes; do
     check "README recipe, verbatim: $recipe" 900 readme_recipe "$recipe"
 done
 check "README pkg-config recipe links libkcp.so.1" 10 pkg_config_recipe_links_shared
+
+check "make ABI=2: libkcp.a, libkcp.so with soname libkcp.so.2" 900 abi2_library_builds_with_make
+check "nm (2.x): the 18 ikcp_* symbols and ikcp_setcc" 30 abi2_exports_the_1x_symbols_and_ikcp_setcc
+check "make install ABI=2 and cmake -DKCP_ABI=2 --install produce the same tree" 900 \
+    abi2_make_and_cmake_install_the_same_tree
+check "cmake find_package (2.x tree): build and run the examples and a 2.x program" 900 \
+    abi2_find_package_consumer
+check "drop_in: relay built with make ABI=2" 300 abi2_drop_in_relay
 
 if [ "$failed" -gt 0 ]; then
     printf 'failed: %s\n' "${failures[@]}"

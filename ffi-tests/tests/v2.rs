@@ -9,6 +9,7 @@ use std::process::Command;
 
 use ffi_tests::api::{self, Api, Flavour};
 use ffi_tests::kcp::{Field, Kcp};
+use ffi_tests::paths;
 use ffi_tests::v2;
 
 fn scratch(name: &str) -> PathBuf {
@@ -107,4 +108,24 @@ fn oracle_is_2x_code_loaded_beside_the_1x_reference() {
         assert_eq!(cb.conv, 7);
         assert_eq!(cb.mtu, 1400);
     });
+}
+
+#[test]
+fn our_2x_header_has_upstream_2_1_1_layout() {
+    let Some(dir) = v2::reference2() else { return };
+    let upstream = layout_lines(&dir, "upstream-full");
+    let ours = layout_lines(&paths::our_include_dir().join("v2"), "ours-full");
+    assert_eq!(
+        upstream, ours,
+        "include/v2/ikcp.h layout differs from upstream 2.1.1"
+    );
+    let count = |p: &str| ours.iter().filter(|l| l.starts_with(p)).count();
+    assert_eq!(count("offsetof IKCPCB."), 52);
+    assert_eq!(count("offsetof IKCPOPS."), 13);
+    println!(
+        "2.x layout: {} lines identical ({} IKCPCB fields, {} IKCPOPS fields)",
+        ours.len(),
+        count("offsetof IKCPCB."),
+        count("offsetof IKCPOPS.")
+    );
 }

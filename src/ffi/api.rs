@@ -10,6 +10,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use super::alloc;
 use super::control::{self, enter};
+#[cfg(feature = "abi2")]
+use super::types::IKCPOPS;
 use super::types::{ikcpcb, IUINT32};
 
 /// Runs `body`, turning a panic into `fallback`.
@@ -320,4 +322,25 @@ pub unsafe extern "C" fn ikcp_getconv(ptr: *const c_void) -> IUINT32 {
     // SAFETY: the caller promises 4 readable bytes; no alignment is assumed.
     unsafe { std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), bytes.as_mut_ptr(), 4) };
     u32::from_le_bytes(bytes)
+}
+
+/// Installs congestion controller `ops` (2.x), or with NULL goes back to the
+/// built-in algorithm. The previous controller's `release` runs first and
+/// `kcp->congest` is set to NULL; then `ops->init`, if set, runs: when it
+/// returns a negative value the controller is uninstalled again and this
+/// returns -1. Otherwise returns 0. A NULL `kcp` returns -1.
+///
+/// # Safety
+/// `kcp` must be NULL or a live object; `ops` must be NULL or point to a
+/// table that stays valid while installed.
+#[cfg(feature = "abi2")]
+#[no_mangle]
+pub unsafe extern "C" fn ikcp_setcc(kcp: *mut ikcpcb, ops: *const IKCPOPS) -> c_int {
+    if kcp.is_null() {
+        return -1;
+    }
+    // SAFETY: non-NULL live object (caller contract).
+    guarded(-1, || unsafe {
+        enter(kcp, |engine, host| host.set_controller(engine, ops))
+    })
 }

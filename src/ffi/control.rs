@@ -15,6 +15,8 @@ use std::ptr::{self, addr_of, addr_of_mut, NonNull};
 
 use super::alloc::{allocate, deallocate, HookBuf, Release};
 use super::types::IKCPCB;
+#[cfg(feature = "abi2")]
+use super::types::IKCPOPS;
 use crate::engine::{Host, Kcp, LogMask};
 
 pub type Engine = Kcp<HookBuf>;
@@ -120,6 +122,12 @@ fn blank_cb(user: *mut std::os::raw::c_void) -> IKCPCB {
 /// `kcp` must come from [`create`] and not have been released.
 pub unsafe fn release(kcp: *mut IKCPCB) {
     let ctl = kcp.cast::<Control>();
+    // SAFETY: live block (caller contract). Like upstream 2.x, the
+    // controller's `release` runs first, as a callback of this call.
+    #[cfg(feature = "abi2")]
+    unsafe {
+        enter(kcp, |engine, host| host.release_controller(engine));
+    }
     // SAFETY: `ctl` is a live block (caller contract); fields accessed by raw pointer.
     unsafe {
         if (*ctl).depth > 0 {
@@ -217,6 +225,64 @@ impl CallbackHost {
             (*ctl).active = previous;
             sync_in(&*kcp, engine);
         }
+    }
+}
+
+/// `ikcp_setcc` and the controller's life cycle (2.x). The table is read
+/// from `kcp->ccops` each time, as upstream does: a program may also assign
+/// that field itself.
+#[cfg(feature = "abi2")]
+impl CallbackHost {
+    /// The installed table, if any.
+    fn ops(&self) -> Option<&IKCPOPS> {
+        // SAFETY: `kcp` is live; `ccops` is NULL or the program's table,
+        // which stays valid while installed (ikcp_setcc's contract).
+        unsafe { (*self.kcp).ccops.as_ref() }
+    }
+
+    /// Calls the installed controller's `release`, if it has one.
+    pub fn release_controller(&mut self, engine: &mut Engine) {
+        if let Some(release) = self.ops().and_then(|ops| ops.release) {
+            // SAFETY: the program's hook, called with the object.
+            self.call_out(engine, |kcp| unsafe { release(kcp) });
+        }
+    }
+
+    /// `ikcp_setcc`: release the old controller, clear `congest`, install
+    /// `ops` and run its `init`; a refusing `init` uninstalls it again.
+    /// Without a controller afterwards, `cwnd` and `incr` are made
+    /// consistent for the built-in algorithm.
+    pub fn set_controller(&mut self, engine: &mut Engine, ops: *const IKCPOPS) -> c_int {
+        self.release_controller(engine);
+        let kcp = self.kcp;
+        // SAFETY: `kcp` is live; plain writes to the program-visible block,
+        // which `call_out` and `enter` copy into the engine afterwards.
+        unsafe {
+            (*kcp).congest = ptr::null_mut();
+            (*kcp).ccops = ops;
+        }
+        let Some(table) = self.ops() else {
+            engine.cwnd = engine.cwnd.max(1);
+            engine.incr = engine.cwnd.wrapping_mul(engine.mss).max(engine.mss);
+            return 0;
+        };
+        let Some(init) = table.init else {
+            return 0;
+        };
+        let mut status = 0;
+        // SAFETY: the program's hook, called with the object.
+        self.call_out(engine, |kcp| status = unsafe { init(kcp) });
+        if status >= 0 {
+            return 0;
+        }
+        // SAFETY: `kcp` is live.
+        unsafe {
+            (*kcp).ccops = ptr::null();
+            (*kcp).congest = ptr::null_mut();
+        }
+        engine.cwnd = engine.cwnd.max(1);
+        engine.incr = engine.cwnd.wrapping_mul(engine.mss);
+        -1
     }
 }
 

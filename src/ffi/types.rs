@@ -87,12 +87,23 @@ pub struct IKCPCB {
     pub acklist: *mut IUINT32,
     pub ackcount: IUINT32,
     pub ackblock: IUINT32,
+    /// Payload bytes acknowledged by the `ikcp_input` call in progress (2.x).
+    #[cfg(feature = "abi2")]
+    pub ackedlen: IUINT32,
     pub user: *mut c_void,
     pub buffer: *mut c_char,
     pub fastresend: c_int,
     pub fastlimit: c_int,
     pub nocwnd: c_int,
     pub stream: c_int,
+    /// The congestion controller installed with `ikcp_setcc`, NULL for the
+    /// built-in algorithm (2.x).
+    #[cfg(feature = "abi2")]
+    pub ccops: *const IKCPOPS,
+    /// The controller's own state, for it to set (NULL after `ikcp_setcc`
+    /// until its `init` sets it) (2.x).
+    #[cfg(feature = "abi2")]
+    pub congest: *mut c_void,
     pub logmask: c_int,
     /// Sends one datagram of `len` bytes; the return value is ignored.
     pub output: Option<
@@ -110,6 +121,92 @@ pub struct IKCPCB {
 
 /// Upstream's typedef.
 pub type ikcpcb = IKCPCB;
+
+/// A congestion controller for `ikcp_setcc` (2.x): a table of hooks, each
+/// of which may be NULL. The three window updates (`on_ack`,
+/// `on_fast_retransmit`, `on_timeout`) replace the built-in arithmetic where
+/// they are set; the others only inform, except `pacing_rate`. While a table
+/// is installed the congestion window applies even with `nocwnd = 1`. Hooks
+/// run inside library calls: they may read and write the object's public
+/// fields (`cwnd`, `ssthresh`, `incr`, `congest`...), the library sees the
+/// writes when the hook returns, and they may call the API on the object.
+#[cfg(feature = "abi2")]
+#[repr(C)]
+pub struct IKCPOPS {
+    /// For the program's own use; never read by the library.
+    pub name: *const c_char,
+    /// Called by `ikcp_setcc` after installing the table; a negative return
+    /// uninstalls it again and makes `ikcp_setcc` return -1.
+    pub init: Option<unsafe extern "C" fn(kcp: *mut ikcpcb) -> c_int>,
+    /// Called when the table is replaced by `ikcp_setcc` and by `ikcp_release`.
+    pub release: Option<unsafe extern "C" fn(kcp: *mut ikcpcb)>,
+    /// At the end of an `ikcp_input` that moved `snd_una`: `acked_segs`
+    /// segments (how far it moved), `acked_bytes` payload bytes acknowledged
+    /// by this input (`ackedlen`), `prior_in_flight` segments in flight
+    /// before it. Replaces the built-in window growth.
+    pub on_ack: Option<
+        unsafe extern "C" fn(
+            kcp: *mut ikcpcb,
+            acked_segs: IUINT32,
+            acked_bytes: IUINT32,
+            prior_in_flight: IUINT32,
+        ),
+    >,
+    /// At the end of a flush that fast-retransmitted `fast_retrans`
+    /// segments, with `inflight` segments in flight and `prior_cwnd` the
+    /// `cwnd` when the flush began. Replaces the built-in reduction.
+    pub on_fast_retransmit: Option<
+        unsafe extern "C" fn(
+            kcp: *mut ikcpcb,
+            fast_retrans: IUINT32,
+            inflight: IUINT32,
+            prior_cwnd: IUINT32,
+        ),
+    >,
+    /// At the end of a flush that retransmitted on timeout; `prior_cwnd` is
+    /// the `cwnd` when the flush began. Replaces the built-in collapse.
+    pub on_timeout: Option<unsafe extern "C" fn(kcp: *mut ikcpcb, prior_cwnd: IUINT32)>,
+    /// When a flush begins.
+    pub on_tick: Option<unsafe extern "C" fn(kcp: *mut ikcpcb)>,
+    /// During a flush whose send queue is empty, when fewer than the
+    /// effective window's segments (`inflight`) are in flight.
+    pub on_app_limited: Option<unsafe extern "C" fn(kcp: *mut ikcpcb, inflight: IUINT32)>,
+    /// After each RTT sample (ms) has updated the RTO.
+    pub on_rtt: Option<unsafe extern "C" fn(kcp: *mut ikcpcb, rtt: IINT32)>,
+    /// Before segment `sn` (`len` payload bytes, transmission `xmit`) goes
+    /// into the datagram, stamped `ts`, with `inflight` segments in flight.
+    pub on_pkt_sent: Option<
+        unsafe extern "C" fn(
+            kcp: *mut ikcpcb,
+            sn: IUINT32,
+            ts: IUINT32,
+            len: IUINT32,
+            inflight: IUINT32,
+            xmit: IUINT32,
+        ),
+    >,
+    /// When segment `sn` leaves the send buffer acknowledged: by its own ACK
+    /// (`rtt` its age in ms, -1 when its stamp is in the future) or by a
+    /// cumulative `una` (`rtt` = -1).
+    pub on_pkt_acked: Option<
+        unsafe extern "C" fn(
+            kcp: *mut ikcpcb,
+            sn: IUINT32,
+            ts: IUINT32,
+            len: IUINT32,
+            rtt: IINT32,
+            xmit: IUINT32,
+        ),
+    >,
+    /// For the program's own use; never called by the library.
+    pub get_info: Option<
+        unsafe extern "C" fn(kcp: *mut ikcpcb, buf: *mut c_void, bufsize: IUINT32) -> IUINT32,
+    >,
+    /// When a flush begins, after `on_tick`: the payload bytes it may send,
+    /// read as a signed number (negative: no limit). A segment larger than
+    /// what is left ends the flush's sending.
+    pub pacing_rate: Option<unsafe extern "C" fn(kcp: *mut ikcpcb) -> IUINT32>,
+}
 
 /// Log mask: datagrams handed to `output`.
 pub const IKCP_LOG_OUTPUT: c_int = 1;
