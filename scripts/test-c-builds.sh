@@ -223,8 +223,7 @@ only_ikcp_symbols_exported() {
 }
 
 # ---------------------------------------------------------------- 2.x flavour
-
-out2="$repo/target/capi2/release"
+# ($out2 is the 2.x build's cargo output, where `make ABI=2` puts it.)
 
 abi2_library_builds_with_make() {
     make -C "$repo" lib ABI=2
@@ -487,8 +486,9 @@ mkdir -p "$work/logs"
 # compiling the crate (and cbindgen) once per tree.
 export KCP_CARGO_TARGET_DIR="$repo/target/capi"
 out="$KCP_CARGO_TARGET_DIR/release"
+out2="$repo/target/capi2/release"
 native_libs=$(sed -n 's/^NATIVE_LIBS := //p' "$repo/Makefile")
-export repo work out native_libs
+export repo work out out2 native_libs
 
 passed=0
 failed=0
