@@ -4,7 +4,10 @@
 #   scripts/fuzz.sh TARGET SECONDS [JOBS]     e.g. scripts/fuzz.sh engine 600
 #   scripts/fuzz.sh list                      the targets
 #
-# Targets: engine, codec (crate fuzz/). The libFuzzer runtime comes
+# Targets: engine, codec (crate fuzz/) and capi (crate fuzz/capi:
+# our C ABI against upstream ikcp.c; our libkcp.so is built with the same
+# coverage instrumentation and the reference with clang's, when clang is
+# installed). The libFuzzer runtime comes
 # from the libfuzzer-sys crate (built with the system C++ compiler); coverage
 # instrumentation uses rustc's stable -C passes=sancov-module, so no nightly.
 #
@@ -12,7 +15,8 @@
 # (crash-*, timeout-*, oom-*) are written to target/fuzz/artifacts/TARGET/;
 # replay one with
 #   FUZZ_TARGET=TARGET FUZZ_REPLAY=FILE cargo test --release -p ikcp-fuzz --test replay replay_one
-The growing corpus is kept in
+#   FUZZ_REPLAY=FILE cargo test --release -p ikcp-fuzz-capi --test replay replay_one   (capi)
+# The growing corpus is kept in
 # target/fuzz/corpus/TARGET, seeded from the committed fuzz/corpus/TARGET.
 # Runs at the lowest CPU priority. Exit status 1 when anything was found.
 set -euo pipefail
@@ -21,12 +25,13 @@ cd "$(dirname "$0")/.."
 crate_of() {
     case "$1" in
         engine|codec) echo "ikcp-fuzz fuzz" ;;
+        capi) echo "ikcp-fuzz-capi fuzz/capi" ;;
         *) return 1 ;;
     esac
 }
 
 if [ "${1:-}" = list ]; then
-    echo "engine codec"
+    echo "engine codec capi"
     exit 0
 fi
 target=${1:?usage: scripts/fuzz.sh TARGET SECONDS [JOBS]}
@@ -41,6 +46,17 @@ out=$PWD/target/fuzz
 export RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
 -Cllvm-args=-sanitizer-coverage-trace-compares -Cdebug-assertions"
+if [ "$target" = capi ]; then
+    # The fuzzer exports its coverage callbacks to the libkcp.so it dlopens,
+    # which is instrumented like the fuzzer itself.
+    export RUSTFLAGS="$RUSTFLAGS -Clink-arg=-Wl,--export-dynamic"
+    if command -v clang >/dev/null; then
+        export CC=clang CFLAGS="-fwrapv -fsanitize-coverage=inline-8bit-counters,pc-table,trace-cmp"
+    fi
+    nice -n 19 cargo build --release --quiet -p ikcp --lib --no-default-features --features capi \
+        --target "$host" --target-dir "$out/build"
+    export IKCP_OURS_LIB=$out/build/$host/release/libkcp.so
+fi
 nice -n 19 cargo build --release --quiet -p "$package" --features libfuzzer --bin "$target" \
     --target "$host" --target-dir "$out/build"
 bin=$out/build/$host/release/$target

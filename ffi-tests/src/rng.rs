@@ -1,21 +1,67 @@
 //! A tiny seeded PRNG (splitmix64). Hand-written rather than a crate so a
 //! printed seed replays the same scenario forever, whatever crate versions or
 //! Rust release runs it.
+//!
+//! It can also replay a *tape* of bytes (a fuzzer's input): every draw then
+//! takes its two most significant bytes from the tape (enough to decide any
+//! choice among a few, the rest from the state), so a fuzzer that changes
+//! one byte changes one decision. Past the tape's end the generator goes on
+//! as a seeded one.
+
+/// Bytes of a tape each draw takes.
+const TAPE_BYTES_PER_DRAW: usize = 2;
 
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub struct Rng {
+    state: u64,
+    tape: Vec<u8>,
+    pos: usize,
+}
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed)
+        Rng {
+            state: seed,
+            tape: Vec::new(),
+            pos: 0,
+        }
     }
 
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
+    /// A generator whose draws come from `tape` until it runs out.
+    pub fn from_tape(tape: &[u8]) -> Rng {
+        Rng {
+            state: tape.len() as u64,
+            tape: tape.to_vec(),
+            pos: 0,
+        }
+    }
+
+    /// Whether a tape was given and every byte of it has been drawn.
+    pub fn tape_done(&self) -> bool {
+        !self.tape.is_empty() && self.pos >= self.tape.len()
+    }
+
+    fn splitmix(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let z = self.splitmix();
+        if self.pos >= self.tape.len() {
+            return z;
+        }
+        let mut b = z.to_be_bytes();
+        let n = (self.tape.len() - self.pos).min(TAPE_BYTES_PER_DRAW);
+        b[..n].copy_from_slice(&self.tape[self.pos..self.pos + n]);
+        self.pos += n;
+        let v = u64::from_be_bytes(b);
+        // Bulk bytes (`fill`) come from the state: the tape varies them too.
+        self.state ^= v;
+        v
     }
 
     pub fn next_u32(&mut self) -> u32 {
@@ -60,9 +106,11 @@ impl Rng {
         unreachable!("weights sum checked above")
     }
 
+    /// Fills `buf`; from a tape's generator the bytes come from the state,
+    /// not the tape, so payloads do not use up the decisions.
     pub fn fill(&mut self, buf: &mut [u8]) {
         for chunk in buf.chunks_mut(8) {
-            let v = self.next_u64().to_le_bytes();
+            let v = self.splitmix().to_le_bytes();
             chunk.copy_from_slice(&v[..chunk.len()]);
         }
     }
@@ -95,6 +143,21 @@ mod tests {
         let mut r = Rng::new(1234567);
         assert_eq!(r.next_u64(), 6457827717110365317);
         assert_eq!(r.next_u64(), 3203168211198807973);
+    }
+
+    #[test]
+    fn a_tape_decides_the_draws_then_the_seed_goes_on() {
+        let mut r = Rng::from_tape(&[1, 2, 3]);
+        assert_eq!(r.next_u64() >> 48, 0x0102);
+        assert!(!r.tape_done());
+        assert_eq!(r.next_u64() >> 56, 3, "a short tail fills the top byte");
+        assert!(r.tape_done());
+        let a = r.next_u64();
+        let mut again = Rng::from_tape(&[1, 2, 3]);
+        again.next_u64();
+        again.next_u64();
+        assert_eq!(again.next_u64(), a, "replays are identical");
+        assert!(!Rng::new(5).tape_done());
     }
 
     #[test]

@@ -135,7 +135,22 @@ impl Scenario {
     /// families), comparing `candidate` against `reference`.
     pub fn new(seed: u64, reference: Api, candidate: Api) -> Scenario {
         let family = FAMILIES[(seed % FAMILIES.len() as u64) as usize];
-        let mut rng = Rng::new(seed);
+        Scenario::with_rng(family, Rng::new(seed), reference, candidate)
+    }
+
+    /// A scenario decided by a fuzzer's input: its first byte picks the
+    /// family, the rest is the tape every decision is drawn from (see
+    /// [`Rng::from_tape`]). The main phase ends with the tape; then the
+    /// links are cleaned and the traffic settles as in a seeded scenario.
+    pub fn from_tape(tape: &[u8], reference: Api, candidate: Api) -> Scenario {
+        let (family, rest) = match tape.split_first() {
+            Some((&f, rest)) => (FAMILIES[f as usize % FAMILIES.len()], rest),
+            None => (FAMILIES[0], tape),
+        };
+        Scenario::with_rng(family, Rng::from_tape(rest), reference, candidate)
+    }
+
+    fn with_rng(family: Family, mut rng: Rng, reference: Api, candidate: Api) -> Scenario {
         let conv = match rng.below(4) {
             0 => 0,
             1 => u32::MAX,
@@ -363,6 +378,9 @@ impl Scenario {
         let steps = self.rng.range(120, 320);
         let w = weights(self.family);
         for _ in 0..steps {
+            if self.rng.tape_done() {
+                break;
+            }
             match ACTIONS[self.rng.weighted(&w)] {
                 Action::Tick => self.tick()?,
                 Action::Send => self.send()?,
