@@ -4,7 +4,7 @@
 #   scripts/fuzz.sh TARGET SECONDS [JOBS]     e.g. scripts/fuzz.sh engine 600
 #   scripts/fuzz.sh list                      the targets
 #
-# Targets: engine, codec (crate fuzz/) and capi (crate fuzz/capi:
+# Targets: engine, codec, routing (crate fuzz/) and capi (crate fuzz/capi:
 # our C ABI against upstream ikcp.c; our libkcp.so is built with the same
 # coverage instrumentation and the reference with clang's, when clang is
 # installed). The libFuzzer runtime comes
@@ -24,14 +24,14 @@ cd "$(dirname "$0")/.."
 
 crate_of() {
     case "$1" in
-        engine|codec) echo "ikcp-fuzz fuzz" ;;
+        engine|codec|routing) echo "ikcp-fuzz fuzz" ;;
         capi) echo "ikcp-fuzz-capi fuzz/capi" ;;
         *) return 1 ;;
     esac
 }
 
 if [ "${1:-}" = list ]; then
-    echo "engine codec capi"
+    echo "engine codec routing capi"
     exit 0
 fi
 target=${1:?usage: scripts/fuzz.sh TARGET SECONDS [JOBS]}

@@ -1,5 +1,6 @@
 //! Fuzz targets for the KCP engine, the segment codec and the listener's
-//! admission policy.
+//! routing table and admission policy (the C ABI differential target is
+//! the `ikcp-fuzz-capi` crate).
 //!
 //! Each target is a function of arbitrary bytes that panics when it finds a
 //! bug (a panic inside the code under test, or a broken invariant). The same
@@ -14,17 +15,19 @@
 pub mod codec;
 pub mod engine;
 pub mod input;
+pub mod routing;
 pub mod seeds;
 
 /// Names of the targets in this crate, as used by `scripts/fuzz.sh` and the
 /// corpus directories.
-pub const TARGETS: &[&str] = &["engine", "codec"];
+pub const TARGETS: &[&str] = &["engine", "codec", "routing"];
 
 /// Runs target `name` on `data`. Panics on a finding; unknown names panic too.
 pub fn run(name: &str, data: &[u8]) {
     match name {
         "engine" => engine::run(data),
         "codec" => codec::run(data),
+        "routing" => routing::run(data),
         other => panic!("no fuzz target named {other:?}"),
     }
 }

@@ -66,8 +66,35 @@ fn codec_corpus_and_random_inputs() {
 }
 
 #[test]
+fn routing_corpus_and_random_inputs() {
+    replay_target("routing");
+}
+
+#[test]
+fn routing_inputs_reach_every_outcome() {
+    let mut total = ikcp_fuzz::routing::Reached::default();
+    for seed in 0..2_000u64 {
+        let data = random_input(seed.wrapping_mul(31), 200 + (seed as usize * 13) % 3_000);
+        total.add(&ikcp_fuzz::routing::run_reached(&data));
+    }
+    let r = total;
+    for (what, n) in [
+        ("routed", r.routed),
+        ("opened", r.opened),
+        ("rate limited", r.rate_limited),
+        ("evicted", r.evicted),
+        ("refused, no room", r.no_room),
+        ("expired", r.expired),
+        ("established", r.established),
+        ("conversation assigned", r.conv_assigned),
+    ] {
+        assert!(n > 0, "no random input reached {what}: {r:?}");
+    }
+}
+
+#[test]
 fn every_target_has_a_test_here() {
-    assert_eq!(TARGETS, ["engine", "codec"]);
+    assert_eq!(TARGETS, ["engine", "codec", "routing"]);
 }
 
 /// Replays one file named by `FUZZ_REPLAY` through `FUZZ_TARGET` (default

@@ -19,11 +19,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// A connection's identity on a listener.
-pub(crate) type Key = (SocketAddr, u32);
+pub type Key = (SocketAddr, u32);
 
 /// What to do with an opening.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
+pub enum Verdict {
     Admit,
     /// Its source IP opened too many connections this second.
     SourceLimited,

@@ -1,6 +1,5 @@
 //! `KcpListener`: many KCP connections over one datagram transport.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,18 +10,19 @@ use tokio::sync::{mpsc, Mutex};
 use tokio::time::Instant;
 use tracing::{debug, trace};
 
-use super::admission::{Admission, HalfOpen, Key, Verdict};
+use super::admission::{Key, Verdict};
 
 use super::config::KcpConfig;
 use super::driver::{Driver, Source};
 use super::error::{ConnectionError, KcpError};
 use super::input_guard::BytePool;
+use super::routing::{well_formed, Room, Route, Table};
 use super::shared::Shared;
 use super::stats::{ListenerCounters, ListenerStats};
 use super::stream::{random_conv, KcpStream};
 use super::transport::{self, Transport};
 use super::udp;
-use crate::engine::{conv_of, Command, SegmentHeader, HEADER_LEN};
+use crate::engine::{conv_of, HEADER_LEN};
 
 /// Limits of a [`KcpListener`]: who may open a connection, how many may
 /// exist, and how much memory they may hold.
@@ -196,13 +196,7 @@ impl KcpListener {
             ..ListenerCounters::default()
         });
         let router = Router {
-            admission: Admission::new(
-                limits.openings_per_source,
-                limits.openings_per_second,
-                Instant::now(),
-            ),
-            half_open: HalfOpen::default(),
-            next_id: 0,
+            table: Table::new(&limits, Instant::now()),
             queued: queued.clone(),
             out_of_order: out_of_order.clone(),
             transport,
@@ -211,8 +205,6 @@ impl KcpListener {
             local,
             accept_tx,
             counters: counters.clone(),
-            table: HashMap::new(),
-            assigned: HashMap::new(),
         };
         tokio::spawn(router.run());
         Ok(KcpListener {
@@ -285,19 +277,15 @@ enum Event {
     Gone(Key, u64),
 }
 
-/// A live connection in the routing table.
+/// What the router keeps for a live connection.
 struct Entry {
     tx: mpsc::Sender<Routed>,
-    id: u64,
-    /// When it opened, while it is half-open.
-    half_open_since: Option<Instant>,
+    /// Set when the router closes it, so `accept` skips it.
     closed: Arc<AtomicBool>,
 }
 
 struct Router {
-    admission: Admission,
-    half_open: HalfOpen,
-    next_id: u64,
+    table: Table<Entry>,
     transport: Arc<dyn Transport>,
     config: KcpConfig,
     limits: ListenerLimits,
@@ -308,33 +296,6 @@ struct Router {
     queued: Arc<BytePool>,
     /// Out-of-order bytes of all connections (see `InputGuard`).
     out_of_order: Arc<BytePool>,
-    table: HashMap<Key, Entry>,
-    /// Peers that opened with conversation 0, and the id we gave them.
-    assigned: HashMap<SocketAddr, u32>,
-}
-
-/// Whether a datagram can be KCP: every segment has a known command and a
-/// length that fits. Fewer than 24 trailing bytes are ignored, as the
-/// engine (and the reference) ignore them.
-fn well_formed(d: &[u8]) -> bool {
-    let mut rest = d;
-    if rest.len() < HEADER_LEN {
-        return false;
-    }
-    while rest.len() >= HEADER_LEN {
-        let Some(h) = SegmentHeader::decode(rest) else {
-            return false;
-        };
-        if Command::from_byte(h.cmd).is_none() {
-            return false;
-        }
-        let len = h.len as usize;
-        if rest.len() - HEADER_LEN < len {
-            return false;
-        }
-        rest = &rest[HEADER_LEN + len..];
-    }
-    true
 }
 
 /// Rewrites the conversation id of every segment (a peer that opened with 0
@@ -346,12 +307,6 @@ fn set_conv(d: &mut [u8], conv: u32) {
         let len = u32::from_le_bytes([d[at + 20], d[at + 21], d[at + 22], d[at + 23]]) as usize;
         at += HEADER_LEN + len;
     }
-}
-
-/// Whether a datagram may open a connection: its first segment is data
-/// with sequence number 0, which every KCP sender emits first.
-fn opens_connection(d: &[u8]) -> bool {
-    matches!(SegmentHeader::decode(d), Some(h) if h.cmd == Command::Push as u8 && h.sn == 0)
 }
 
 impl Router {
@@ -366,10 +321,7 @@ impl Router {
             if !accepting && self.table.is_empty() {
                 break;
             }
-            let expiry = self
-                .half_open
-                .oldest()
-                .map(|t| t + self.limits.half_open_timeout);
+            let expiry = self.table.next_expiry();
             tokio::select! {
                 _ = sleep_until_some(expiry) => self.expire_half_open(),
                 r = transport::recv_from(&*self.transport, &mut buf) => match r {
@@ -413,49 +365,33 @@ impl Router {
             ListenerCounters::bump(&self.counters.dropped_malformed);
             return;
         }
-        let wire_conv = conv_of(d).unwrap_or(0);
-        let conv = match (wire_conv, self.assigned.get(&peer)) {
-            (0, Some(&c)) => c,
-            (0, None) => 0,
-            (c, _) => c,
-        };
-        if let Some(entry) = self.table.get(&(peer, conv)) {
-            let Some(data) = self.copy_for_routing(d, conv) else {
+        let wire_conv = match self.table.route(d, peer) {
+            Route::Known { conv, value } => {
+                let Some(data) = copy_for_routing(&self.queued, &self.counters, d, conv) else {
+                    return;
+                };
+                Self::deliver(&value.tx, data, &self.counters);
                 return;
-            };
-            match entry.tx.try_send(data) {
-                Ok(()) => ListenerCounters::bump(&self.counters.routed),
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    ListenerCounters::bump(&self.counters.dropped_overload)
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    ListenerCounters::bump(&self.counters.dropped_unknown);
-                }
             }
-            return;
-        }
-        if !accepting || !opens_connection(d) {
-            ListenerCounters::bump(&self.counters.dropped_unknown);
-            return;
-        }
+            Route::Opening { wire_conv } if accepting => wire_conv,
+            Route::Opening { .. } | Route::Unknown => {
+                ListenerCounters::bump(&self.counters.dropped_unknown);
+                return;
+            }
+        };
         self.open(d, peer, wire_conv, events);
     }
 
-    /// The datagram as its connection's task gets it: with the assigned
-    /// conversation if the peer still uses 0, counted in the queued bytes.
-    fn copy_for_routing(&self, d: &[u8], conv: u32) -> Option<Routed> {
-        if !self.queued.try_charge(d.len()) {
-            ListenerCounters::bump(&self.counters.dropped_overload);
-            return None;
+    fn deliver(tx: &mpsc::Sender<Routed>, data: Routed, counters: &ListenerCounters) {
+        match tx.try_send(data) {
+            Ok(()) => ListenerCounters::bump(&counters.routed),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                ListenerCounters::bump(&counters.dropped_overload)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                ListenerCounters::bump(&counters.dropped_unknown);
+            }
         }
-        let mut data = BytesMut::from(d);
-        if conv_of(d) != Some(conv) {
-            set_conv(&mut data, conv);
-        }
-        Some(Routed {
-            data: data.freeze(),
-            pool: self.queued.clone(),
-        })
     }
 
     /// An opening from an unknown (peer, conversation): admission, room, and
@@ -468,9 +404,7 @@ impl Router {
         events: &mpsc::UnboundedSender<Event>,
     ) {
         let now = Instant::now();
-        // A conv-0 opening is remembered as such: its retransmission carries
-        // 0 again, not the id it would have been given.
-        if self.admission.check((peer, wire_conv), now) != Verdict::Admit {
+        if self.table.admit(peer, wire_conv, now) != Verdict::Admit {
             ListenerCounters::bump(&self.counters.openings_rate_limited);
             return;
         }
@@ -479,28 +413,23 @@ impl Router {
             ListenerCounters::bump(&self.counters.dropped_capacity);
             return;
         }
-        if self.table.len() >= self.limits.max_connections
-            || self.half_open.len() >= self.limits.max_half_open
-        {
-            // Room comes from the oldest half-open connection, never from
-            // an established one.
-            let Some((id, key)) = self.half_open.pop_oldest() else {
-                ListenerCounters::bump(&self.counters.dropped_capacity);
-                return;
-            };
-            self.close_half_open(key, id);
-            ListenerCounters::bump(&self.counters.half_open_evicted);
-        }
-        let conv = if wire_conv == 0 {
-            let mut c = random_conv();
-            while self.table.contains_key(&(peer, c)) {
-                c = random_conv();
+        // Room comes from the oldest half-open connection, never from an
+        // established one.
+        match self.table.make_room() {
+            Room::Free => {}
+            Room::Evicted(_, evicted) => {
+                evicted.closed.store(true, Ordering::Relaxed);
+                ListenerCounters::bump(&self.counters.half_open_evicted);
             }
-            c
-        } else {
-            wire_conv
-        };
-        let Some(data) = self.copy_for_routing(d, conv) else {
+            Room::Full => {
+                ListenerCounters::bump(&self.counters.dropped_capacity);
+                self.publish_counts();
+                return;
+            }
+        }
+        let conv = self.table.conv_for(peer, wire_conv, random_conv);
+        let Some(data) = copy_for_routing(&self.queued, &self.counters, d, conv) else {
+            self.publish_counts();
             return;
         };
         let Ok(permit) = self.accept_tx.try_reserve() else {
@@ -508,8 +437,7 @@ impl Router {
             return;
         };
         let key = (peer, conv);
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.table.next_id();
         let (tx, rx) = mpsc::channel(self.limits.per_connection_queue);
         let shared = Arc::new(Shared::new(conv, peer, self.local, &self.config));
         shared.lock().stats.socket_buffers = self.counters.socket_buffers;
@@ -537,72 +465,38 @@ impl Router {
         );
         let _ = tx.try_send(data);
         tokio::spawn(driver.run());
-        if wire_conv == 0 {
-            self.assigned.insert(peer, conv);
-        }
         let closed = Arc::new(AtomicBool::new(false));
-        self.table.insert(
+        let inserted = self.table.insert(
             key,
+            wire_conv,
             Entry {
                 tx,
-                id,
-                half_open_since: Some(now),
                 closed: closed.clone(),
             },
+            now,
         );
-        self.half_open.insert(now, id, key);
+        debug_assert_eq!(inserted, id);
         ListenerCounters::bump(&self.counters.connections_created);
         self.publish_counts();
         debug!(conv, %peer, "new connection (half-open)");
         permit.send((KcpStream::from_shared(shared), peer, closed));
     }
 
-    /// Closes a half-open connection: its task sees its source gone.
-    fn close_half_open(&mut self, key: Key, id: u64) {
-        if self.table.get(&key).is_some_and(|e| e.id == id) {
-            if let Some(e) = self.table.remove(&key) {
-                e.closed.store(true, Ordering::Relaxed);
-            }
-            if self.assigned.get(&key.0) == Some(&key.1) {
-                self.assigned.remove(&key.0);
-            }
+    fn expire_half_open(&mut self) {
+        for (key, entry) in self.table.expire(Instant::now()) {
+            trace!(conv = key.1, peer = %key.0, "half-open connection expired");
+            // Its task sees its source gone.
+            entry.closed.store(true, Ordering::Relaxed);
+            ListenerCounters::bump(&self.counters.half_open_expired);
         }
         self.publish_counts();
     }
 
-    fn expire_half_open(&mut self) {
-        let now = Instant::now();
-        while let Some(opened) = self.half_open.oldest() {
-            if opened + self.limits.half_open_timeout > now {
-                break;
-            }
-            let Some((id, key)) = self.half_open.pop_oldest() else {
-                break;
-            };
-            trace!(conv = key.1, peer = %key.0, "half-open connection expired");
-            self.close_half_open(key, id);
-            ListenerCounters::bump(&self.counters.half_open_expired);
-        }
-    }
-
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::Established(key, id) => {
-                if let Some(e) = self.table.get_mut(&key).filter(|e| e.id == id) {
-                    if let Some(opened) = e.half_open_since.take() {
-                        self.half_open.remove(opened, id);
-                    }
-                }
-            }
+            Event::Established(key, id) => self.table.established(key, id),
             Event::Gone(key, id) => {
-                if self.table.get(&key).is_some_and(|e| e.id == id) {
-                    if let Some(opened) = self.table.remove(&key).and_then(|e| e.half_open_since) {
-                        self.half_open.remove(opened, id);
-                    }
-                    if self.assigned.get(&key.0) == Some(&key.1) {
-                        self.assigned.remove(&key.0);
-                    }
-                }
+                self.table.remove(key, id);
             }
         }
         self.publish_counts();
@@ -613,8 +507,30 @@ impl Router {
         c.connections_alive
             .store(self.table.len() as u64, Ordering::Relaxed);
         c.half_open
-            .store(self.half_open.len() as u64, Ordering::Relaxed);
+            .store(self.table.half_open_len() as u64, Ordering::Relaxed);
     }
+}
+
+/// The datagram as its connection's task gets it: with the assigned
+/// conversation if the peer still uses 0, counted in the queued bytes.
+fn copy_for_routing(
+    queued: &Arc<BytePool>,
+    counters: &ListenerCounters,
+    d: &[u8],
+    conv: u32,
+) -> Option<Routed> {
+    if !queued.try_charge(d.len()) {
+        ListenerCounters::bump(&counters.dropped_overload);
+        return None;
+    }
+    let mut data = BytesMut::from(d);
+    if conv_of(d) != Some(conv) {
+        set_conv(&mut data, conv);
+    }
+    Some(Routed {
+        data: data.freeze(),
+        pool: queued.clone(),
+    })
 }
 
 /// Sleeps until `at`, or forever.
@@ -628,6 +544,7 @@ async fn sleep_until_some(at: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{Command, SegmentHeader};
 
     fn segment(conv: u32, cmd: u8, sn: u32, payload: &[u8]) -> Vec<u8> {
         let mut v = Vec::new();
@@ -644,28 +561,11 @@ mod tests {
     }
 
     #[test]
-    fn malformed_datagrams_are_recognised() {
-        let good = segment(5, Command::Push as u8, 0, b"abc");
-        assert!(well_formed(&good));
-        assert!(!well_formed(&good[..good.len() - 1]), "truncated payload");
-        assert!(!well_formed(&good[..10]), "truncated header");
-        assert!(!well_formed(&segment(5, 99, 0, b"")), "unknown command");
-        let mut two = good.clone();
-        two.extend_from_slice(&segment(5, Command::Ack as u8, 0, b""));
-        assert!(well_formed(&two));
-        two.extend_from_slice(&[0; 30]);
-        assert!(!well_formed(&two), "trailing garbage as long as a header");
-    }
-
-    #[test]
     fn conv_rewrite_touches_every_segment() {
         let mut d = segment(0, Command::Push as u8, 0, b"xy");
         d.extend_from_slice(&segment(0, Command::Push as u8, 1, b"z"));
         set_conv(&mut d, 0xaabbccdd);
         assert_eq!(conv_of(&d), Some(0xaabbccdd));
         assert_eq!(conv_of(&d[HEADER_LEN + 2..]), Some(0xaabbccdd));
-        assert!(opens_connection(&d));
-        assert!(!opens_connection(&segment(1, Command::Push as u8, 3, b"")));
-        assert!(!opens_connection(&segment(1, Command::Ack as u8, 0, b"")));
     }
 }

@@ -81,6 +81,7 @@ mod listener;
 mod memory;
 pub mod presets;
 mod rng;
+mod routing;
 mod shared;
 mod stats;
 mod stream;
@@ -95,3 +96,12 @@ pub use stats::{ConnectionStats, ListenerStats};
 pub use stream::{KcpStream, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 pub use transport::Transport;
 pub use udp::SocketBuffers;
+
+/// The listener's routing table and admission policy without I/O, for the
+/// `routing` fuzz target (feature `fuzzing`); not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::admission::{Key, Verdict};
+    pub use super::routing::{opens_connection, well_formed, Room, Route, Table};
+}
