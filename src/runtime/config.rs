@@ -45,13 +45,44 @@ pub struct KcpConfig {
     /// Transmissions of one segment after which the peer is declared gone.
     pub dead_link: u32,
     /// How long a new connection may wait for the peer's first datagram.
+    /// A client counts from [`connect`](super::KcpStream::connect), whether
+    /// or not it wrote: a KCP server learns of a client only from its first
+    /// data, so a client that waits to be spoken to hears nothing and fails
+    /// here ([`Timeout::Connect`](super::Timeout::Connect)) rather than
+    /// waiting forever.
     pub connect_timeout: Duration,
+    /// While data is in flight (sent, unacknowledged), a peer that sends
+    /// nothing at all for this long is declared gone: reads and writes fail
+    /// with [`KcpError::Timeout`] ([`Timeout::DeadPeer`](super::Timeout::DeadPeer),
+    /// kind `TimedOut`). Default 5 s: a live peer acknowledges every
+    /// retransmission it receives, so 5 s of silence while we retransmit
+    /// (at least four attempts with the reference's back-off) means the peer
+    /// or the path is gone. [`dead_link`](KcpConfig#structfield.dead_link)
+    /// also ends such a connection, but with exponential back-off its 20
+    /// transmissions take minutes. `None`: only `dead_link` and the idle
+    /// timeout apply. Idle connections are governed by `keep_alive` and
+    /// `idle_timeout` instead.
+    pub dead_peer_timeout: Option<Duration>,
     /// After this long without a datagram from the peer, send a window
     /// probe (every KCP peer answers it) so that an idle link stays proven.
+    /// An unanswered probe is repeated after a third of this.
     pub keep_alive: Option<Duration>,
     /// After this long without any datagram from the peer the connection
-    /// fails with [`KcpError::Timeout`] (kind `TimedOut`).
+    /// fails with [`KcpError::Timeout`] (kind `TimedOut`). Must be at least
+    /// twice `keep_alive` (checked by [`validate`](KcpConfig::validate)), so
+    /// that a live but idle peer has answered a probe before it fires; the
+    /// builders [`keep_alive`](KcpConfig::keep_alive) and
+    /// [`idle_timeout`](KcpConfig::idle_timeout) keep the pair apart.
     pub idle_timeout: Option<Duration>,
+    /// Signal the end of the stream to the peer: after `shutdown`,
+    /// [`close`](super::KcpStream::close) or dropping the stream, once
+    /// everything written is acknowledged, one extra datagram tells a peer
+    /// running this library to return `Ok(0)` from `read` (see the README's
+    /// *End of stream* section for the wire form). Raw KCP peers (C `ikcp`,
+    /// kcp-go, tokio_kcp) drop that datagram as an unknown command and are
+    /// otherwise unaffected. Default on; when off, nothing is sent and
+    /// received signals are ignored.
+    pub end_of_stream: bool,
     /// Bytes the application may queue for sending before writes wait.
     pub send_buffer: usize,
     /// Bytes received but not yet read before the engine stops handing
@@ -90,6 +121,9 @@ pub struct KcpConfig {
     pub loss_seed: u64,
 }
 
+/// Default [`KcpConfig::dead_peer_timeout`](KcpConfig#structfield.dead_peer_timeout).
+const DEFAULT_DEAD_PEER: Duration = Duration::from_secs(5);
+
 /// Kernel socket buffer size requested by default (4 MiB).
 const DEFAULT_SOCKET_BUFFER: usize = 4 << 20;
 
@@ -101,8 +135,9 @@ impl Default for KcpConfig {
 
 impl KcpConfig {
     /// The reference's defaults (MTU 1400, windows 32/128, 100 ms interval,
-    /// no fast retransmit, congestion control on), a 10 s connect timeout and
-    /// a 30 s idle timeout with 5 s keep-alive probes.
+    /// no fast retransmit, congestion control on), a 10 s connect timeout, a
+    /// 5 s dead-peer timeout, a 30 s idle timeout with 5 s keep-alive probes,
+    /// and the end-of-stream signal on.
     pub fn new() -> Self {
         KcpConfig {
             mtu: 1400,
@@ -116,8 +151,10 @@ impl KcpConfig {
             min_rto: None,
             dead_link: 20,
             connect_timeout: Duration::from_secs(10),
+            dead_peer_timeout: Some(DEFAULT_DEAD_PEER),
             keep_alive: Some(Duration::from_secs(5)),
             idle_timeout: Some(Duration::from_secs(30)),
+            end_of_stream: true,
             send_buffer: 1 << 20,
             recv_buffer: 1 << 20,
             max_out_of_order_bytes: None,
@@ -164,14 +201,43 @@ impl KcpConfig {
     }
 
     /// See [`KcpConfig::keep_alive`](KcpConfig#structfield.keep_alive).
+    /// An idle timeout below twice `every` is raised to three times it, so
+    /// that `keep_alive(Some(30 s))` on the default 30 s idle timeout keeps
+    /// an idle connection alive (idle timeout 90 s); call
+    /// [`idle_timeout`](KcpConfig::idle_timeout) afterwards to choose another.
     pub fn keep_alive(mut self, every: Option<Duration>) -> Self {
         self.keep_alive = every;
+        if let (Some(every), Some(idle)) = (every, self.idle_timeout) {
+            // A zero is left for validate() to name.
+            if idle < every * 2 && !every.is_zero() {
+                self.idle_timeout = Some(every * 3);
+            }
+        }
         self
     }
 
     /// See [`KcpConfig::idle_timeout`](KcpConfig#structfield.idle_timeout).
+    /// A keep-alive interval above half of `timeout` is lowered to a third
+    /// of it, so that probes keep a live idle peer from timing out.
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.idle_timeout = timeout;
+        if let (Some(idle), Some(every)) = (timeout, self.keep_alive) {
+            if idle < every * 2 && !idle.is_zero() {
+                self.keep_alive = Some(idle / 3);
+            }
+        }
+        self
+    }
+
+    /// See [`KcpConfig::dead_peer_timeout`](KcpConfig#structfield.dead_peer_timeout).
+    pub fn dead_peer_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.dead_peer_timeout = timeout;
+        self
+    }
+
+    /// See [`KcpConfig::end_of_stream`](KcpConfig#structfield.end_of_stream).
+    pub fn end_of_stream(mut self, on: bool) -> Self {
+        self.end_of_stream = on;
         self
     }
 
@@ -305,9 +371,24 @@ impl KcpConfig {
         for (field, d) in [
             ("keep_alive", self.keep_alive),
             ("idle_timeout", self.idle_timeout),
+            ("dead_peer_timeout", self.dead_peer_timeout),
         ] {
             if matches!(d, Some(d) if d.is_zero()) {
                 return bad(field, "is zero; use None to disable it".into());
+            }
+        }
+        if let (Some(idle), Some(every)) = (self.idle_timeout, self.keep_alive) {
+            if idle < every * 2 {
+                return bad(
+                    "idle_timeout",
+                    format!(
+                        "{idle:?} is not comfortably above keep_alive {every:?}: an idle but live \
+                         peer would time out between probes; use at least twice keep_alive \
+                         ({:?}), or set keep_alive with its builder, which raises the idle \
+                         timeout to three times it",
+                        every * 2
+                    ),
+                );
             }
         }
         Ok(())
@@ -356,5 +437,35 @@ mod tests {
             field(KcpConfig::new().idle_timeout(Some(Duration::ZERO))).0,
             "idle_timeout"
         );
+        assert_eq!(
+            field(KcpConfig::new().dead_peer_timeout(Some(Duration::ZERO))).0,
+            "dead_peer_timeout"
+        );
+    }
+
+    #[test]
+    fn idle_timeout_stays_above_keep_alive() {
+        let s = Duration::from_secs;
+        // The seed's chain: a 30 s keep-alive on the default 30 s idle timeout.
+        let c = KcpConfig::new().fast_mode().keep_alive(Some(s(30)));
+        assert_eq!((c.keep_alive, c.idle_timeout), (Some(s(30)), Some(s(90))));
+        c.validate().unwrap();
+        // A short idle timeout brings the probes with it.
+        let c = KcpConfig::new().idle_timeout(Some(s(3)));
+        assert_eq!(c.keep_alive, Some(s(1)));
+        c.validate().unwrap();
+        // Pairs already far enough apart are left alone.
+        let c = KcpConfig::new().idle_timeout(Some(s(10)));
+        assert_eq!(c.keep_alive, Some(s(5)));
+        // Fields set directly are checked.
+        let mut c = KcpConfig::new();
+        c.keep_alive = Some(s(30));
+        let err = c.validate().unwrap_err();
+        assert!(
+            matches!(&err, KcpError::Config { field: "idle_timeout", reason } if reason.contains("keep_alive 30s")),
+            "{err}"
+        );
+        c.idle_timeout = None;
+        c.validate().unwrap();
     }
 }

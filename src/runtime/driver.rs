@@ -48,6 +48,8 @@ pub(crate) struct Driver {
     awaiting_conv: bool,
     last_heard: Option<Instant>,
     last_probe: Instant,
+    /// Since when data has been in flight without a pause (the dead-peer clock).
+    unacked_since: Option<Instant>,
     first_send: Option<Instant>,
     handles_gone_at: Option<Instant>,
     /// Datagrams produced by the engine, waiting to be sent.
@@ -121,6 +123,7 @@ impl Driver {
             awaiting_conv: conv == 0,
             last_heard: None,
             last_probe: now,
+            unacked_since: None,
             first_send: None,
             handles_gone_at: None,
             outbox: Vec::new(),
@@ -282,13 +285,26 @@ impl Driver {
         let fast = self.timer_interval() < self.kcp.interval();
         self.update(fast);
         let now = Instant::now();
-        if let Some(every) = self.config.keep_alive {
-            let quiet_since = self.last_heard.unwrap_or(self.started).max(self.last_probe);
-            let talking = self.first_send.is_some() || self.last_heard.is_some();
-            if now.duration_since(quiet_since) >= every && talking {
-                self.send_probe();
-                self.last_probe = now;
-            }
+        if matches!(self.next_probe(), Some(at) if now >= at) {
+            self.send_probe();
+            self.last_probe = now;
+        }
+    }
+
+    /// When the next keep-alive probe is due: `keep_alive` after the peer
+    /// was last heard, and a third of that after a probe it left unanswered
+    /// (so that one lost probe does not let the idle timeout fire).
+    fn next_probe(&self) -> Option<Instant> {
+        let every = self.config.keep_alive?;
+        if self.first_send.is_none() && self.last_heard.is_none() {
+            return None;
+        }
+        let heard = self.last_heard.unwrap_or(self.started);
+        if self.last_probe > heard {
+            let retry = (every / 3).max(Duration::from_millis(u64::from(self.config.interval)));
+            Some(self.last_probe + retry)
+        } else {
+            Some(heard + every)
         }
     }
 
@@ -547,6 +563,21 @@ impl Driver {
     /// `Some(None)` finished cleanly, `None` keep going.
     fn verdict(&mut self) -> Option<Option<KcpError>> {
         let now = Instant::now();
+        if self.kcp.in_flight() == 0 {
+            self.unacked_since = None;
+        } else if self.unacked_since.is_none() {
+            self.unacked_since = Some(now);
+        }
+        if let Some(silent_since) = self.dead_peer_clock() {
+            let limit = self.config.dead_peer_timeout.unwrap_or(Duration::MAX);
+            if now.duration_since(silent_since) >= limit {
+                return Some(Some(KcpError::Timeout {
+                    timeout: Timeout::DeadPeer,
+                    peer: self.peer,
+                    after: limit,
+                }));
+            }
+        }
         if self.kcp.is_dead() {
             return Some(Some(KcpError::Connection {
                 peer: self.peer,
@@ -567,8 +598,10 @@ impl Driver {
                     }
                 }
             }
-            (None, Some(sent)) => {
-                if now.duration_since(sent) >= self.config.connect_timeout {
+            (None, _) if !self.connect_clock_runs() => {}
+            (None, sent) => {
+                let since = sent.unwrap_or(self.started);
+                if now.duration_since(since) >= self.config.connect_timeout {
                     if let Some(e) = self.last_rejection {
                         // Someone answers, but not in a way KCP accepts.
                         return Some(Some(KcpError::Protocol {
@@ -586,7 +619,6 @@ impl Driver {
                     }));
                 }
             }
-            (None, None) => {}
         }
         if let Some(gone) = self.handles_gone_at {
             let drained = self.kcp.wait_snd() == 0 && self.shared.lock().send_queue.is_empty();
@@ -595,6 +627,20 @@ impl Driver {
             }
         }
         None
+    }
+
+    /// Since when the peer has been silent while our data waited for its
+    /// acknowledgement; `None` while nothing is in flight or before the peer
+    /// was ever heard (the connect timeout covers that).
+    fn dead_peer_clock(&self) -> Option<Instant> {
+        let unacked = self.unacked_since?;
+        Some(self.last_heard?.max(unacked))
+    }
+
+    /// Whether the connect timeout runs before anything was heard: from the
+    /// first write, and for a client from `connect` even if it never writes.
+    fn connect_clock_runs(&self) -> bool {
+        self.first_send.is_some() || matches!(self.source, Source::Own)
     }
 
     fn next_deadline(&self) -> Instant {
@@ -613,11 +659,12 @@ impl Driver {
         if let Some(r) = &self.reopening {
             next = next.min(r.next);
         }
-        if let Some(every) = self.config.keep_alive {
-            if self.first_send.is_some() || self.last_heard.is_some() {
-                let quiet_since = self.last_heard.unwrap_or(self.started).max(self.last_probe);
-                next = next.min(quiet_since + every);
-            }
+        if let Some(at) = self.next_probe() {
+            next = next.min(at);
+        }
+        if let (Some(since), Some(limit)) = (self.dead_peer_clock(), self.config.dead_peer_timeout)
+        {
+            next = next.min(since + limit);
         }
         match (self.last_heard, self.first_send) {
             (Some(heard), _) => {
@@ -625,8 +672,10 @@ impl Driver {
                     next = next.min(heard + idle);
                 }
             }
-            (None, Some(sent)) => next = next.min(sent + self.config.connect_timeout),
-            (None, None) => {}
+            (None, _) if !self.connect_clock_runs() => {}
+            (None, sent) => {
+                next = next.min(sent.unwrap_or(self.started) + self.config.connect_timeout)
+            }
         }
         if let Some(gone) = self.handles_gone_at {
             next = next.min(gone + LINGER_MAX);

@@ -105,6 +105,10 @@ pub enum Timeout {
     /// Nothing arrived for
     /// [`KcpConfig::idle_timeout`](super::KcpConfig#structfield.idle_timeout).
     Idle,
+    /// Nothing arrived for
+    /// [`KcpConfig::dead_peer_timeout`](super::KcpConfig#structfield.dead_peer_timeout)
+    /// while sent data waited for its acknowledgement.
+    DeadPeer,
 }
 
 impl fmt::Display for Timeout {
@@ -112,6 +116,9 @@ impl fmt::Display for Timeout {
         f.write_str(match self {
             Timeout::Connect => "no answer within the connect timeout",
             Timeout::Idle => "nothing received (idle timeout)",
+            Timeout::DeadPeer => {
+                "sent data went unacknowledged and nothing was received (dead-peer timeout)"
+            }
         })
     }
 }

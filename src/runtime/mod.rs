@@ -7,9 +7,12 @@
 //! otherwise only for keep-alives and timeouts.
 //!
 //! KCP has no handshake and no close: a connection exists once the first
-//! data segment arrives, and ends when the peer stays silent for the idle
-//! timeout, a segment goes unacknowledged `dead_link` times, or every handle
-//! is dropped and what was written has been delivered.
+//! data segment arrives, and ends when the peer stays silent for the
+//! dead-peer time while data waits for its acknowledgement (5 s by default),
+//! for the idle timeout otherwise (keep-alive probes keep a live idle peer
+//! talking), when a client hears nothing within the connect timeout, when a
+//! segment goes unacknowledged `dead_link` times, or when every handle is
+//! dropped and what was written has been delivered.
 //!
 //! # Quick start
 //!

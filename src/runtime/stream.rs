@@ -41,8 +41,9 @@ impl Drop for Handle {
 /// * `flush` resolves once the peer acknowledged everything written;
 ///   `shutdown` refuses further writes, then flushes. KCP has no FIN: the
 ///   peer does not see end-of-stream, only silence.
-/// * When the peer is gone (dead link, idle timeout, no answer within the
-///   connect timeout) every call fails with the [`KcpError`] that says which
+/// * When the peer is gone (silent for the dead-peer time while data is
+///   unacknowledged, dead link, idle timeout, no answer within the connect
+///   timeout) every call fails with the [`KcpError`] that says which
 ///   ([`KcpError::Timeout`], [`KcpError::Connection`]); through
 ///   `AsyncRead`/`AsyncWrite` as an [`io::Error`] of kind `TimedOut` or
 ///   `ConnectionAborted` carrying it (`KcpError::from(io_err)` recovers it).
