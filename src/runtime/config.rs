@@ -114,6 +114,29 @@ pub struct KcpConfig {
     /// Kernel receive buffer (`SO_RCVBUF`) of the sockets the library
     /// creates; as [`socket_send_buffer`](KcpConfig#structfield.socket_send_buffer).
     pub socket_recv_buffer: Option<usize>,
+    /// The anti-spoofing handshake (kcp2k-style cookie), off by default so
+    /// raw KCP peers (C `ikcp`, kcp-go, tokio_kcp) connect with no handshake.
+    ///
+    /// On a listener ([`KcpListener::bind`](super::KcpListener::bind)), an
+    /// opening is accepted only if its datagram carries a cookie the
+    /// listener minted for the sender's address within the last 30 to 60 s;
+    /// the cookie is given, statelessly, in answer to a 13-byte request, so
+    /// a forged opening costs nothing in the connection table (counted in
+    /// [`ListenerStats::openings_without_cookie`](super::ListenerStats#structfield.openings_without_cookie)).
+    /// Datagrams of existing connections are routed with or without one.
+    /// The rate limits of [`ListenerLimits`](super::ListenerLimits) still
+    /// apply to openings that carry a valid cookie.
+    ///
+    /// On a client ([`KcpStream::connect`](super::KcpStream::connect) and
+    /// [`connect_with_conv`](super::KcpStream::connect_with_conv)), the
+    /// connection first asks for a cookie (retrying from 200 ms, doubling up
+    /// to 1 s, failing with [`KcpError::Timeout`] after `connect_timeout`),
+    /// then puts it in front of every datagram: 13 bytes taken from `mtu`,
+    /// so the datagrams on the wire stay within `mtu`.
+    /// [`KcpStream::connect_with_transport`](super::KcpStream::connect_with_transport)
+    /// refuses the option (it cannot wait for the answer). Both ends must
+    /// have it on. Default `false`.
+    pub handshake_cookie: bool,
     /// Fraction (0.0..1.0) of outgoing datagrams dropped on purpose, to test
     /// applications against loss. Zero outside tests.
     pub simulated_loss: f64,
@@ -160,9 +183,17 @@ impl KcpConfig {
             max_out_of_order_bytes: None,
             socket_send_buffer: Some(DEFAULT_SOCKET_BUFFER),
             socket_recv_buffer: Some(DEFAULT_SOCKET_BUFFER),
+            handshake_cookie: false,
             simulated_loss: 0.0,
             loss_seed: 0x6b63_7000,
         }
+    }
+
+    /// Turns the anti-spoofing handshake on or off (see
+    /// [`handshake_cookie`](KcpConfig#structfield.handshake_cookie)).
+    pub fn handshake_cookie(mut self, on: bool) -> Self {
+        self.handshake_cookie = on;
+        self
     }
 
     /// Send and receive windows in segments.
@@ -308,6 +339,16 @@ impl KcpConfig {
                 format!(
                     "{} is below the minimum of 50 bytes (the header alone is {HEADER_LEN})",
                     self.mtu
+                ),
+            );
+        }
+        if self.handshake_cookie && self.mtu < 50 + super::cookie::PREFIX_LEN {
+            return bad(
+                "mtu",
+                format!(
+                    "{} leaves less than 50 bytes once the handshake cookie's {} are taken",
+                    self.mtu,
+                    super::cookie::PREFIX_LEN
                 ),
             );
         }

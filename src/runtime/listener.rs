@@ -13,6 +13,7 @@ use tracing::{debug, trace};
 use super::admission::{Key, Verdict};
 
 use super::config::KcpConfig;
+use super::cookie::{self, Message, Minter};
 use super::driver::{Driver, Source};
 use super::error::{ConnectionError, KcpError};
 use super::input_guard::BytePool;
@@ -51,8 +52,12 @@ use crate::engine::{conv_of, HEADER_LEN};
 /// openings never come back) is admitted from a second allowance of
 /// `openings_per_second`, whatever its source's count: a real client behind
 /// a flood gets in on its first retransmission. A flood that repeats every
-/// forged opening competes for that allowance; against it, see the
-/// `cookie` option of the handshake.
+/// forged opening competes for that allowance; against it, turn on
+/// [`KcpConfig::handshake_cookie`]: then only an opening carrying a cookie
+/// minted for its sender's address (which a forger never receives) may
+/// open a connection, before any of the rules above, so forged openings
+/// cost nothing in the table. It is off by default because raw KCP peers
+/// cannot do the handshake.
 ///
 /// # Memory
 ///
@@ -197,6 +202,7 @@ impl KcpListener {
         });
         let router = Router {
             table: Table::new(&limits, Instant::now()),
+            cookies: config.handshake_cookie.then(|| Minter::new(Instant::now())),
             queued: queued.clone(),
             out_of_order: out_of_order.clone(),
             transport,
@@ -286,6 +292,8 @@ struct Entry {
 
 struct Router {
     table: Table<Entry>,
+    /// With [`KcpConfig::handshake_cookie`] on.
+    cookies: Option<Minter>,
     transport: Arc<dyn Transport>,
     config: KcpConfig,
     limits: ListenerLimits,
@@ -357,6 +365,27 @@ impl Router {
         accepting: bool,
         events: &mpsc::UnboundedSender<Event>,
     ) {
+        // With the handshake on: answer requests, strip the cookie, and
+        // remember it for an opening (checked only then).
+        let mut cookie = None;
+        let d = match &self.cookies {
+            None => d,
+            Some(minter) => match cookie::parse(d) {
+                Message::Hello => {
+                    self.answer_hello(minter, peer);
+                    return;
+                }
+                Message::Challenge(_) => {
+                    ListenerCounters::bump(&self.counters.dropped_malformed);
+                    return;
+                }
+                Message::Cookied(c, rest) => {
+                    cookie = Some(c);
+                    rest
+                }
+                Message::Other => d,
+            },
+        };
         if d.len() > self.config.mtu {
             ListenerCounters::bump(&self.counters.dropped_oversized);
             return;
@@ -373,13 +402,36 @@ impl Router {
                 Self::deliver(&value.tx, data, &self.counters);
                 return;
             }
-            Route::Opening { wire_conv } if accepting => wire_conv,
+            Route::Opening { wire_conv } if accepting => {
+                if let Some(minter) = &self.cookies {
+                    if !cookie.is_some_and(|c| minter.valid(peer, c, Instant::now())) {
+                        ListenerCounters::bump(&self.counters.openings_without_cookie);
+                        return;
+                    }
+                }
+                wire_conv
+            }
             Route::Opening { .. } | Route::Unknown => {
                 ListenerCounters::bump(&self.counters.dropped_unknown);
                 return;
             }
         };
         self.open(d, peer, wire_conv, events);
+    }
+
+    /// Sends the cookie for `peer`, if the socket takes it now (the
+    /// router never waits on a stranger).
+    fn answer_hello(&self, minter: &Minter, peer: SocketAddr) {
+        struct Noop;
+        impl std::task::Wake for Noop {
+            fn wake(self: Arc<Self>) {}
+        }
+        let waker = std::task::Waker::from(Arc::new(Noop));
+        let mut cx = std::task::Context::from_waker(&waker);
+        let reply = minter.challenge(peer, Instant::now());
+        if let std::task::Poll::Ready(Ok(_)) = self.transport.poll_send_to(&mut cx, &reply, peer) {
+            ListenerCounters::bump(&self.counters.cookies_sent);
+        }
     }
 
     fn deliver(tx: &mpsc::Sender<Routed>, data: Routed, counters: &ListenerCounters) {

@@ -77,6 +77,7 @@
 
 mod admission;
 mod config;
+mod cookie;
 mod driver;
 mod error;
 mod input_guard;

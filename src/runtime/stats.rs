@@ -117,6 +117,12 @@ pub struct ListenerStats {
     pub openings_rate_limited: u64,
     /// Connections currently half-open (not yet established).
     pub half_open: u64,
+    /// Handshake cookies sent in answer to requests
+    /// ([`KcpConfig::handshake_cookie`](super::KcpConfig#structfield.handshake_cookie)).
+    pub cookies_sent: u64,
+    /// Openings dropped because they carried no valid cookie (with
+    /// [`KcpConfig::handshake_cookie`](super::KcpConfig#structfield.handshake_cookie) on).
+    pub openings_without_cookie: u64,
     /// Half-open connections closed to make room for a new opening.
     pub half_open_evicted: u64,
     /// Half-open connections closed by their timeout.
@@ -146,6 +152,8 @@ pub(crate) struct ListenerCounters {
     pub dropped_oversized: AtomicU64,
     pub openings_rate_limited: AtomicU64,
     pub half_open: AtomicU64,
+    pub cookies_sent: AtomicU64,
+    pub openings_without_cookie: AtomicU64,
     pub half_open_evicted: AtomicU64,
     pub half_open_expired: AtomicU64,
     pub transport_errors: AtomicU64,
@@ -172,6 +180,8 @@ impl ListenerCounters {
             dropped_oversized: g(&self.dropped_oversized),
             openings_rate_limited: g(&self.openings_rate_limited),
             half_open: g(&self.half_open),
+            cookies_sent: g(&self.cookies_sent),
+            openings_without_cookie: g(&self.openings_without_cookie),
             half_open_evicted: g(&self.half_open_evicted),
             half_open_expired: g(&self.half_open_expired),
             queued_bytes: 0,

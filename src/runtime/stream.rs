@@ -12,6 +12,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::config::KcpConfig;
+use super::cookie;
 use super::driver::{Driver, Source};
 use super::error::KcpError;
 use super::shared::Shared;
@@ -97,7 +98,16 @@ impl KcpStream {
             (false, SocketAddr::V6(_)) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };
         let (socket, _) = udp::bind(SocketAddr::new(local_ip, 0), &config)?;
-        KcpStream::connect_with_transport(Arc::new(socket), addr, conv, config)
+        let transport: Arc<dyn Transport> = Arc::new(socket);
+        if !config.handshake_cookie {
+            return KcpStream::connect_with_transport(transport, addr, conv, config);
+        }
+        let cookie = cookie::handshake(&*transport, addr, config.connect_timeout).await?;
+        let mut config = config;
+        config.mtu -= cookie::PREFIX_LEN;
+        config.handshake_cookie = false;
+        let transport = Arc::new(cookie::CookieTransport::new(transport, cookie));
+        KcpStream::connect_with_transport(transport, addr, conv, config)
     }
 
     /// Opens a connection over your own transport, which this connection
@@ -109,6 +119,12 @@ impl KcpStream {
         config: KcpConfig,
     ) -> Result<KcpStream, KcpError> {
         config.validate()?;
+        if config.handshake_cookie {
+            return Err(KcpError::config(
+                "handshake_cookie",
+                "needs KcpStream::connect or connect_with_conv, which wait for the cookie",
+            ));
+        }
         let local = transport.local_addr()?;
         let shared = Arc::new(Shared::new(conv, addr, local, &config));
         shared.lock().stats.socket_buffers = transport.socket_buffers();
