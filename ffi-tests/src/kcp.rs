@@ -24,7 +24,13 @@ pub enum Reentry {
 }
 
 /// Everything the callbacks saw, in order.
+#[repr(C)]
 pub struct Recorder {
+    /// The object's C congestion controller state (see [`crate::cc`]),
+    /// NULL until one is installed. First, where the C hooks look for it.
+    pub cc: *mut c_void,
+    /// Frees `cc`, after the object is released.
+    pub cc_free: Option<unsafe extern "C" fn(*mut c_void)>,
     api: Api,
     /// The object this recorder belongs to, to check the callbacks' `kcp` argument.
     kcp: *mut IKCPCB,
@@ -289,6 +295,8 @@ impl Kcp {
     /// `ikcp_create(conv, recorder)` + `ikcp_setoutput(record_output)`.
     pub fn new(api: Api, conv: u32) -> Kcp {
         let rec = Box::into_raw(Box::new(Recorder {
+            cc: std::ptr::null_mut(),
+            cc_free: None,
             api,
             kcp: std::ptr::null_mut(),
             datagrams: Vec::new(),
@@ -543,7 +551,10 @@ impl Drop for Kcp {
         // SAFETY: release once, then free the recorder its callbacks used.
         unsafe {
             (self.api.release)(self.ptr);
-            drop(Box::from_raw(self.rec));
+            let rec = Box::from_raw(self.rec);
+            if let (Some(free), false) = (rec.cc_free, rec.cc.is_null()) {
+                free(rec.cc);
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 //! puts both behind the same table of function pointers.
 
 pub mod api;
+pub mod cc;
 pub mod kcp;
 pub mod link;
 pub mod lockstep;

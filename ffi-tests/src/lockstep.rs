@@ -9,7 +9,9 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::api::Api;
+use crate::cc::{self, CcConfig, CcLib};
 use crate::kcp::{Field, Fields, Kcp, Reentry, FIELD_NAMES};
+use crate::v2::IKCPOPS;
 use crate::wire;
 
 /// Endpoint names in traces.
@@ -98,6 +100,12 @@ pub enum Call {
     Getconv {
         data: Vec<u8>,
     },
+    /// `ikcp_setcc(kcp, table)` (2.x) with the test's C controller in
+    /// configuration `cfg` (a fresh table each time), or NULL.
+    SetCc {
+        ep: usize,
+        cfg: Option<CcConfig>,
+    },
 }
 
 impl Call {
@@ -117,7 +125,8 @@ impl Call {
             | Call::Interval { ep, .. }
             | Call::SetField { ep, .. }
             | Call::Writelog { ep, .. }
-            | Call::Log { ep, .. } => Some(*ep),
+            | Call::Log { ep, .. }
+            | Call::SetCc { ep, .. } => Some(*ep),
             Call::Getconv { .. } => None,
         }
     }
@@ -174,6 +183,8 @@ impl fmt::Display for Call {
                 if *on { "recorder" } else { "NULL" }
             ),
             Call::Log { mask, text, .. } => write!(f, "{who}.log({mask:#x}, {text:?})"),
+            Call::SetCc { cfg: None, .. } => write!(f, "{who}.setcc(NULL)"),
+            Call::SetCc { cfg: Some(c), .. } => write!(f, "{who}.setcc({c})"),
             Call::Getconv { data } => write!(
                 f,
                 "getconv(<{} bytes {}>)",
@@ -206,6 +217,8 @@ pub struct Observation {
     pub fields: [Fields; 2],
     /// Broken callback plumbing (`user` overwritten, wrong `kcp` argument...).
     pub plumbing: Vec<String>,
+    /// What each endpoint's C congestion controller logged (2.x).
+    pub cc_logs: [Vec<u8>; 2],
 }
 
 /// How the two endpoints' output callbacks behave.
@@ -223,6 +236,11 @@ pub enum Wiring {
 pub struct Side {
     pub eps: [Kcp; 2],
     writelog: [bool; 2],
+    /// Every controller table installed on each endpoint, kept valid for the
+    /// object's life (the library may call a replaced table's `release`).
+    /// Boxed: the library holds their addresses while the vector grows.
+    #[allow(clippy::vec_box)]
+    cc_tables: [Vec<Box<IKCPOPS>>; 2],
 }
 
 impl Side {
@@ -243,6 +261,7 @@ impl Side {
         Side {
             eps,
             writelog: [false; 2],
+            cc_tables: [Vec::new(), Vec::new()],
         }
     }
 
@@ -295,8 +314,34 @@ impl Side {
                 Ret::Void
             }
             Call::Getconv { data } => Ret::Int(self.eps[0].getconv(data) as i64),
+            Call::SetCc { ep, cfg } => Ret::Int(self.setcc(*ep, cfg.as_ref()) as i64),
         };
         self.observe(ret)
+    }
+
+    fn setcc(&mut self, ep: usize, cfg: Option<&CcConfig>) -> i32 {
+        let k = &self.eps[ep];
+        let lib = CcLib::get();
+        let state = k.with_recorder(|r| {
+            if r.cc.is_null() {
+                r.cc = lib.new_state(cc::cc_api(&k.api));
+                r.cc_free = Some(lib.state_free);
+            }
+            r.cc
+        });
+        let table = match cfg {
+            Some(cfg) => {
+                // SAFETY: the endpoint's state, freed only after the object.
+                let t = unsafe { lib.table(state, cfg) };
+                let p: *const IKCPOPS = &*t;
+                self.cc_tables[ep].push(t);
+                p
+            }
+            None => std::ptr::null(),
+        };
+        let setcc = k.api.setcc.expect("setcc on a 1.x library");
+        // SAFETY: live object; the table stays valid while the object lives.
+        unsafe { setcc(k.raw(), table) }
     }
 
     fn observe(&self, ret: Ret) -> Observation {
@@ -314,8 +359,19 @@ impl Side {
             nested: [nested(&self.eps[0]), nested(&self.eps[1])],
             fields: [self.eps[0].fields(), self.eps[1].fields()],
             plumbing,
+            cc_logs: [cc_log(&self.eps[0]), cc_log(&self.eps[1])],
         }
     }
+}
+
+/// What the endpoint's C controller logged since the last call.
+fn cc_log(k: &Kcp) -> Vec<u8> {
+    let state = k.with_recorder(|r| r.cc);
+    if state.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: the endpoint's state, freed only after the object.
+    unsafe { CcLib::get().take_log(state) }
 }
 
 /// Describes the first difference between two observations of the same call,
@@ -395,6 +451,28 @@ pub fn compare(reference: &Observation, ours: &Observation) -> Option<String> {
                 r.len(),
                 show(o),
                 show(r)
+            ));
+        }
+        let (r, o) = (&reference.cc_logs[ep], &ours.cc_logs[ep]);
+        if r != o {
+            let (rl, ol): (Vec<&[u8]>, Vec<&[u8]>) = (
+                r.split(|&b| b == b'\n').collect(),
+                o.split(|&b| b == b'\n').collect(),
+            );
+            let i = rl
+                .iter()
+                .zip(&ol)
+                .position(|(a, b)| a != b)
+                .unwrap_or(rl.len().min(ol.len()));
+            let show = |v: &[&[u8]]| {
+                v.get(i).map_or("<none>".to_string(), |l| {
+                    format!("{:?}", String::from_utf8_lossy(l))
+                })
+            };
+            return Some(format!(
+                "{name} congestion controller line #{i} of this call differs\n    ours:      {}\n    reference: {}",
+                show(&ol),
+                show(&rl)
             ));
         }
         for (k, field) in FIELD_NAMES.iter().enumerate() {

@@ -220,3 +220,48 @@ pub fn oracle() -> Option<Api> {
         Err(e) => panic!("2.x oracle: {e}"),
     }
 }
+
+/// Our library built with the `abi2` feature, as `make ABI=2` builds it
+/// (`cargo build --release --no-default-features --features abi2` into
+/// `target/capi2`, so `make` afterwards reuses it), or `$IKCP_OURS_LIB2`.
+/// Built and loaded once per process; cargo rebuilds only what changed.
+pub fn ours() -> Api {
+    static OURS: OnceLock<Result<Api, String>> = OnceLock::new();
+    let api = OURS.get_or_init(|| {
+        let lib = match std::env::var_os("IKCP_OURS_LIB2") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => build_ours()?,
+        };
+        Api::load_flavour(&lib, Flavour::V2)
+    });
+    match api {
+        Ok(api) => *api,
+        Err(e) => panic!("our 2.x library: {e}"),
+    }
+}
+
+fn build_ours() -> Result<PathBuf, String> {
+    let root = paths::repo_root();
+    let target = root.join("target/capi2");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--no-default-features",
+            "--features",
+            "abi2",
+            "--target-dir",
+        ])
+        .arg(&target)
+        .current_dir(&root)
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo build --features abi2 failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(target.join("release/libkcp.so"))
+}

@@ -4,6 +4,7 @@
 
 use super::codec::SegmentHeader;
 use super::constants::*;
+use super::controller::CcEvent;
 use super::host::Host;
 use super::kcp::{Kcp, OVERHEAD};
 use super::payload::Payload;
@@ -13,12 +14,67 @@ impl<P: Payload> Kcp<P> {
         self.snd_una = self.snd_buf.first_sn().unwrap_or(self.snd_nxt);
     }
 
-    pub(super) fn parse_ack(&mut self, sn: u32) {
+    pub(super) fn parse_ack<H: Host<P>>(&mut self, host: &mut H, sn: u32) {
         if diff(sn, self.snd_una) < 0 || diff(sn, self.snd_nxt) >= 0 {
             return;
         }
-        if let Some(seg) = self.snd_buf.remove(sn) {
+        if self.controlled(host) {
+            let Some(seg) = self.snd_buf.get(sn) else {
+                return;
+            };
+            let (ts, len, xmit) = (seg.ts, seg.data.len() as u32, seg.xmit);
+            self.ackedlen = self.ackedlen.wrapping_add(len);
+            let age = diff(self.current, ts);
+            let rtt = if age >= 0 { age } else { -1 };
+            // Like upstream, the hook sees the segment still in flight.
+            self.hook(
+                host,
+                CcEvent::PktAcked {
+                    sn,
+                    ts,
+                    len,
+                    rtt,
+                    xmit,
+                },
+            );
+            if let Some(seg) = self.snd_buf.remove(sn) {
+                self.retire(seg.sn, seg.data);
+            }
+        } else if let Some(seg) = self.snd_buf.remove(sn) {
+            self.ackedlen = self.ackedlen.wrapping_add(seg.data.len() as u32);
             self.retire(seg.sn, seg.data);
+        }
+    }
+
+    /// The cumulative acknowledgement `una` with a controller installed:
+    /// segment by segment, each reported to `on_pkt_acked` while still in
+    /// flight, as upstream walks its list.
+    pub(super) fn parse_una_hooked<H: Host<P>>(&mut self, host: &mut H, una: u32) {
+        while let Some(sn) = self.snd_buf.first_sn() {
+            if diff(una, sn) <= 0 {
+                break;
+            }
+            let Some(seg) = self.snd_buf.get(sn) else {
+                break;
+            };
+            let (ts, len, xmit) = (seg.ts, seg.data.len() as u32, seg.xmit);
+            self.ackedlen = self.ackedlen.wrapping_add(len);
+            self.hook(
+                host,
+                CcEvent::PktAcked {
+                    sn,
+                    ts,
+                    len,
+                    rtt: -1,
+                    xmit,
+                },
+            );
+            let mut taken = None;
+            self.snd_buf
+                .remove_before(sn.wrapping_add(1), |seg| taken = Some(seg));
+            if let Some(seg) = taken {
+                self.retire(seg.sn, seg.data);
+            }
         }
     }
 

@@ -31,6 +31,8 @@ pub const THRESH_INIT: u32 = 2;
 pub const THRESH_MIN: u32 = 2;
 /// First window-probe delay when the peer's window is zero (ms).
 pub const PROBE_INIT: u32 = 7_000;
+/// [`PROBE_INIT`] of upstream 2.x (ms).
+pub const PROBE_INIT_V2: u32 = 5_000;
 /// Cap of the window-probe back-off (ms).
 pub const PROBE_LIMIT: u32 = 120_000;
 /// Default cap on fast retransmissions of one segment.

@@ -4,6 +4,7 @@
 
 use super::codec::{Command, SegmentHeader};
 use super::constants::*;
+use super::controller::{CcEvent, CcOutcome, Flavour};
 use super::host::{Host, OutputHost};
 use super::kcp::{Kcp, OVERHEAD};
 use super::output::{LogMask, Output};
@@ -23,6 +24,13 @@ impl<P: Payload> Kcp<P> {
             return;
         }
         let current = self.current;
+        self.hook(host, CcEvent::Tick);
+        // Payload bytes this flush may still send; negative: no limit.
+        let mut pacing = match self.hook(host, CcEvent::Pacing) {
+            CcOutcome::Budget(b) => b as i32,
+            _ => -1,
+        };
+        let prior_cwnd = self.cwnd;
         let mut buf = std::mem::take(&mut self.buffer);
         buf.clear();
 
@@ -45,7 +53,7 @@ impl<P: Payload> Kcp<P> {
         buf = self.write_probes(host, buf, &mut header);
 
         let mut window = self.snd_wnd.min(self.rmt_wnd);
-        if self.nocwnd == 0 {
+        if self.nocwnd == 0 || self.controlled(host) {
             window = self.cwnd.min(window);
         }
 
@@ -64,6 +72,13 @@ impl<P: Payload> Kcp<P> {
             seg.fastack = 0;
             seg.xmit = 0;
             self.snd_nxt = self.snd_nxt.wrapping_add(1);
+        }
+
+        if self.snd_buf.queued() == 0 && self.controlled(host) {
+            let in_flight = self.snd_buf.len() as u32;
+            if in_flight < self.snd_wnd.min(self.rmt_wnd).min(self.cwnd) {
+                self.hook(host, CcEvent::AppLimited { in_flight });
+            }
         }
 
         let resent = if self.fastresend > 0 {
@@ -133,7 +148,22 @@ impl<P: Payload> Kcp<P> {
             seg.ts = current;
             seg.wnd = advertised_wnd;
             seg.una = rcv_nxt;
-            let need = OVERHEAD.wrapping_add(seg.data.len() as u32);
+            let (len, xmit) = (seg.data.len() as u32, seg.xmit);
+            if pacing >= 0 && pacing < len as i32 {
+                break;
+            }
+            if self.controlled(host) {
+                let in_flight = self.snd_buf.len() as u32;
+                let event = CcEvent::PktSent {
+                    sn,
+                    ts: current,
+                    len,
+                    in_flight,
+                    xmit,
+                };
+                self.hook(host, event);
+            }
+            let need = OVERHEAD.wrapping_add(len);
             match lone.take() {
                 // The datagram so far is one segment, not yet copied: it goes
                 // out as it is, or is copied after all to share a datagram.
@@ -176,6 +206,9 @@ impl<P: Payload> Kcp<P> {
                 buf.extend_from_slice(seg.data.as_bytes());
             }
             let xmit = seg.xmit;
+            if pacing >= 0 {
+                pacing = pacing.wrapping_sub(len as i32);
+            }
             self.stats.segments_out += 1;
             if xmit >= self.dead_link {
                 self.state = u32::MAX;
@@ -188,14 +221,29 @@ impl<P: Payload> Kcp<P> {
             buf = self.emit(host, buf);
         }
 
-        let mut c = self.congestion();
         if fast_retransmits > 0 {
-            let inflight = self.snd_nxt.wrapping_sub(self.snd_una);
-            c.on_fast_retransmit(inflight, resent, self.mss);
+            let event = CcEvent::FastRetransmit {
+                count: fast_retransmits,
+                in_flight: self.snd_buf.len() as u32,
+                prior_cwnd,
+            };
+            if self.hook(host, event) == CcOutcome::NotSet {
+                let mut c = self.congestion();
+                let inflight = self.snd_nxt.wrapping_sub(self.snd_una);
+                c.on_fast_retransmit(inflight, resent, self.mss);
+                self.set_congestion(c);
+            }
         }
-        if timed_out {
-            c.on_timeout(window, self.mss);
+        if timed_out && self.hook(host, CcEvent::Timeout { prior_cwnd }) == CcOutcome::NotSet {
+            let used = match self.flavour {
+                Flavour::V1 => window,
+                Flavour::V2 => prior_cwnd,
+            };
+            let mut c = self.congestion();
+            c.on_timeout(used, self.mss);
+            self.set_congestion(c);
         }
+        let mut c = self.congestion();
         c.ensure_minimum(self.mss);
         self.set_congestion(c);
 

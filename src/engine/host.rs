@@ -1,6 +1,7 @@
 //! The engine's view of its surroundings while it runs: where datagrams and
 //! log lines go, and whether that code may call back into the engine.
 
+use super::controller::{CcEvent, CcOutcome};
 use super::kcp::Kcp;
 use super::output::{LogMask, Output};
 use super::payload::Payload;
@@ -33,6 +34,22 @@ pub(crate) trait Host<P: Payload> {
 
     fn wants_log(&self) -> bool;
     fn log(&mut self, kcp: &mut Kcp<P>, mask: LogMask, line: &str);
+
+    /// Whether a congestion controller is installed (its hooks run, and
+    /// the congestion window applies even with `nocwnd`). By default: a
+    /// Rust controller in the engine.
+    #[inline(always)]
+    fn has_controller(&self, kcp: &Kcp<P>) -> bool {
+        kcp.controller.0.is_some()
+    }
+
+    /// Runs hook `event` on the installed controller (only called when
+    /// [`Host::has_controller`] is true). The controller may change the
+    /// engine's congestion fields; a host that runs foreign code here may
+    /// also let it re-enter the engine, as from `transmit`.
+    fn congestion(&mut self, kcp: &mut Kcp<P>, event: CcEvent) -> CcOutcome {
+        kcp.run_rust_controller(event)
+    }
 }
 
 /// Adapts an [`Output`] to a [`Host`] that never re-enters the engine.

@@ -3,6 +3,7 @@
 
 use super::codec::{Command, SegmentHeader, HEADER_LEN};
 use super::constants::*;
+use super::controller::{CcEvent, CcOutcome};
 use super::error::InputError;
 use super::host::{Host, Silent};
 use super::kcp::{Kcp, OVERHEAD};
@@ -33,7 +34,9 @@ impl<P: Payload> Kcp<P> {
         host: &mut H,
     ) -> i32 {
         let prev_una = self.snd_una;
+        let prev_in_flight = self.snd_buf.len() as u32;
         let mut max_ack: Option<(u32, u32)> = None;
+        self.ackedlen = 0;
 
         self.log(
             host,
@@ -72,15 +75,25 @@ impl<P: Payload> Kcp<P> {
             // at or below it acknowledges nothing new (the common case for
             // ACK runs and pure data).
             if diff(hdr.una, self.snd_una) > 0 {
-                let pool_limit = self.pool_limit();
-                let (pool, lent, lent_acked) = (&mut self.pool, &self.lent, &mut self.lent_acked);
-                self.snd_buf.remove_before(hdr.una, |seg| {
-                    if lent.contains(&seg.sn) {
-                        lent_acked.push((seg.sn, seg.data));
-                    } else {
-                        pool.give(seg.data, pool_limit);
-                    }
-                });
+                if self.controlled(host) {
+                    self.parse_una_hooked(host, hdr.una);
+                } else {
+                    let pool_limit = self.pool_limit();
+                    let (pool, lent, lent_acked, acked) = (
+                        &mut self.pool,
+                        &self.lent,
+                        &mut self.lent_acked,
+                        &mut self.ackedlen,
+                    );
+                    self.snd_buf.remove_before(hdr.una, |seg| {
+                        *acked = acked.wrapping_add(seg.data.len() as u32);
+                        if lent.contains(&seg.sn) {
+                            lent_acked.push((seg.sn, seg.data));
+                        } else {
+                            pool.give(seg.data, pool_limit);
+                        }
+                    });
+                }
                 self.shrink_buf();
             }
 
@@ -91,8 +104,9 @@ impl<P: Payload> Kcp<P> {
                         let mut s = self.rtt_state();
                         s.sample(rtt, self.interval, RTO_MAX);
                         self.set_rtt_state(s);
+                        self.hook(host, CcEvent::Rtt { rtt });
                     }
-                    self.parse_ack(hdr.sn);
+                    self.parse_ack(host, hdr.sn);
                     self.shrink_buf();
                     max_ack = match max_ack {
                         None => Some((hdr.sn, hdr.ts)),
@@ -156,9 +170,16 @@ impl<P: Payload> Kcp<P> {
         }
 
         if diff(self.snd_una, prev_una) > 0 {
-            let mut c = self.congestion();
-            c.on_progress(self.mss, self.rmt_wnd);
-            self.set_congestion(c);
+            let event = CcEvent::Ack {
+                acked_segs: self.snd_una.wrapping_sub(prev_una),
+                acked_bytes: self.ackedlen,
+                prior_in_flight: prev_in_flight,
+            };
+            if self.hook(host, event) == CcOutcome::NotSet {
+                let mut c = self.congestion();
+                c.on_progress(self.mss, self.rmt_wnd);
+                self.set_congestion(c);
+            }
         }
         0
     }

@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use super::codec::HEADER_LEN;
 use super::congestion::CongestionState;
 use super::constants::*;
+use super::controller::{Controller, Flavour};
 use super::error::ConfigError;
 use super::payload::{Payload, PayloadPool, SegmentBuf};
 use super::recv_window::{Fragment, RecvWindow};
@@ -104,6 +105,11 @@ pub struct Kcp<P: Payload = SegmentBuf> {
     pub(super) busy_at: u32,
     pub(super) segments_in_at_busy: u64,
     pub(super) stats: Stats,
+    /// Payload bytes acknowledged by the input in progress (or the last).
+    pub(crate) ackedlen: u32,
+    /// A Rust congestion controller, if one replaces the built-in algorithm.
+    pub(crate) controller: Controller,
+    pub(crate) flavour: Flavour,
 }
 
 impl Kcp<SegmentBuf> {
@@ -165,6 +171,9 @@ impl<P: Payload> Kcp<P> {
             busy_at: 0,
             segments_in_at_busy: 0,
             stats: Stats::default(),
+            ackedlen: 0,
+            controller: Controller::default(),
+            flavour: Flavour::V1,
         }
     }
 

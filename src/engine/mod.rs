@@ -6,7 +6,9 @@
 //! The caller asks [`Kcp::check`] when to call [`Kcp::update`] next.
 //!
 //! Observable behaviour (wire bytes, counters, timers) is identical to the
-//! reference `ikcp.c` 1.x; the data structures are not: the send and receive
+//! reference `ikcp.c` 1.x, or 2.x with [`Flavour::V2`]; congestion control
+//! is the reference's built-in algorithm unless a [`CongestionControl`] is
+//! installed; the data structures are not: the send and receive
 //! windows are rings indexed by sequence number, so acknowledging a segment
 //! or inserting an out-of-order one costs O(1) instead of a list walk.
 #![forbid(unsafe_code)]
@@ -16,6 +18,7 @@ mod buffers;
 mod codec;
 mod congestion;
 mod constants;
+mod controller;
 mod error;
 mod flush;
 mod host;
@@ -33,12 +36,16 @@ mod stats;
 mod timers;
 
 pub use codec::{conv_of, Command, SegmentHeader, HEADER_LEN};
+pub use congestion::{BuiltIn, CongestionControl, Window};
 pub use constants::*;
+pub use controller::Flavour;
 pub use error::{ConfigError, InputError, RecvError, SendError};
 pub use kcp::Kcp;
 pub use output::{LogMask, Output};
 pub use payload::{Payload, SegmentBuf};
 pub use stats::Stats;
 
+#[cfg(feature = "abi2")]
+pub(crate) use controller::{CcEvent, CcOutcome};
 #[cfg(feature = "capi")]
 pub(crate) use host::Host;

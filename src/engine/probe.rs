@@ -3,6 +3,7 @@
 
 use super::codec::{Command, SegmentHeader};
 use super::constants::*;
+use super::controller::Flavour;
 use super::host::Host;
 use super::kcp::{Kcp, OVERHEAD};
 use super::payload::Payload;
@@ -11,12 +12,16 @@ impl<P: Payload> Kcp<P> {
     /// Arms, backs off or disarms the window-probe timer; flags a window
     /// question when it fires.
     pub(super) fn schedule_probe(&mut self) {
+        let probe_init = match self.flavour {
+            Flavour::V1 => PROBE_INIT,
+            Flavour::V2 => PROBE_INIT_V2,
+        };
         if self.rmt_wnd == 0 {
             if self.probe_wait == 0 {
-                self.probe_wait = PROBE_INIT;
+                self.probe_wait = probe_init;
                 self.ts_probe = self.current.wrapping_add(self.probe_wait);
             } else if diff(self.current, self.ts_probe) >= 0 {
-                self.probe_wait = self.probe_wait.max(PROBE_INIT);
+                self.probe_wait = self.probe_wait.max(probe_init);
                 self.probe_wait = self.probe_wait.wrapping_add(self.probe_wait / 2);
                 self.probe_wait = self.probe_wait.min(PROBE_LIMIT);
                 self.ts_probe = self.current.wrapping_add(self.probe_wait);

@@ -17,6 +17,8 @@ use super::alloc::{allocate, deallocate, HookBuf, Release};
 use super::types::IKCPCB;
 #[cfg(feature = "abi2")]
 use super::types::IKCPOPS;
+#[cfg(feature = "abi2")]
+use crate::engine::{CcEvent, CcOutcome};
 use crate::engine::{Host, Kcp, LogMask};
 
 pub type Engine = Kcp<HookBuf>;
@@ -41,11 +43,19 @@ macro_rules! shared_fields {
         /// Copies what the program may have written into the engine.
         fn sync_in(cb: &IKCPCB, k: &mut Engine) {
             $(k.$field = cb.$field;)*
+            #[cfg(feature = "abi2")]
+            {
+                k.ackedlen = cb.ackedlen;
+            }
         }
 
         /// Publishes the engine's state to the program.
         fn sync_out(k: &Engine, cb: &mut IKCPCB) {
             $(cb.$field = k.$field;)*
+            #[cfg(feature = "abi2")]
+            {
+                cb.ackedlen = k.ackedlen;
+            }
             // Engine-owned: derived from the engine's queues and windows.
             cb.snd_una = k.snd_una;
             cb.snd_nxt = k.snd_nxt;
@@ -78,7 +88,10 @@ pub fn create(conv: u32, user: *mut std::os::raw::c_void) -> *mut IKCPCB {
         unsafe { deallocate(raw, release) };
         return ptr::null_mut();
     }
-    let engine = Engine::with_payload(conv);
+    #[allow(unused_mut)]
+    let mut engine = Engine::with_payload(conv);
+    #[cfg(feature = "abi2")]
+    engine.set_flavour(crate::engine::Flavour::V2);
     // SAFETY: `ctl` is a fresh, suitably aligned allocation of `size_of::<Control>()` bytes.
     unsafe {
         ptr::write(
@@ -218,14 +231,34 @@ impl CallbackHost {
         // published in `active` so that re-entrant calls reuse this borrow
         // rather than alias it, and it is not touched until `call` returns.
         unsafe {
-            sync_out(engine, &mut *kcp);
+            publish_for_callback(engine, kcp);
             let previous = (*ctl).active;
             (*ctl).active = engine as *mut Engine;
             call(kcp);
             (*ctl).active = previous;
-            sync_in(&*kcp, engine);
+            absorb_after_callback(kcp, engine);
         }
     }
+}
+
+/// Before C code runs inside a call (output, writelog, a controller hook):
+/// makes every public field show the engine's current state.
+///
+/// # Safety
+/// `kcp` is live and no reference into its block exists.
+unsafe fn publish_for_callback(engine: &Engine, kcp: *mut IKCPCB) {
+    // SAFETY: per contract.
+    unsafe { sync_out(engine, &mut *kcp) }
+}
+
+/// After that C code returned: takes into the engine whatever it wrote to
+/// the public fields (`cwnd`, `ssthresh`, `incr`, settings...).
+///
+/// # Safety
+/// `kcp` is live and no reference into its block exists.
+unsafe fn absorb_after_callback(kcp: *mut IKCPCB, engine: &mut Engine) {
+    // SAFETY: per contract.
+    unsafe { sync_in(&*kcp, engine) }
 }
 
 /// `ikcp_setcc` and the controller's life cycle (2.x). The table is read
@@ -286,7 +319,97 @@ impl CallbackHost {
     }
 }
 
+/// A C `IKCPOPS` table as the engine's congestion controller: each hook
+/// reads the table from `kcp->ccops` when reached (NULL hooks leave the
+/// built-in behaviour), and runs like any callback: fields published
+/// before, the program's writes taken back after, re-entry allowed.
+#[cfg(feature = "abi2")]
+impl CallbackHost {
+    fn ops_installed(&self) -> bool {
+        // SAFETY: `kcp` is live; reading one field.
+        unsafe { !(*self.kcp).ccops.is_null() }
+    }
+
+    fn run_hook(&mut self, engine: &mut Engine, event: CcEvent) -> CcOutcome {
+        let Some(ops) = self.ops().copied() else {
+            return CcOutcome::NotSet;
+        };
+        // SAFETY (every call below): the program's hook, with upstream's
+        // arguments, called on the live object.
+        match event {
+            CcEvent::Ack {
+                acked_segs,
+                acked_bytes,
+                prior_in_flight,
+            } => ops.on_ack.map(|f| {
+                self.call_out(engine, |k| unsafe {
+                    f(k, acked_segs, acked_bytes, prior_in_flight)
+                })
+            }),
+            CcEvent::FastRetransmit {
+                count,
+                in_flight,
+                prior_cwnd,
+            } => ops
+                .on_fast_retransmit
+                .map(|f| self.call_out(engine, |k| unsafe { f(k, count, in_flight, prior_cwnd) })),
+            CcEvent::Timeout { prior_cwnd } => ops
+                .on_timeout
+                .map(|f| self.call_out(engine, |k| unsafe { f(k, prior_cwnd) })),
+            CcEvent::Tick => ops
+                .on_tick
+                .map(|f| self.call_out(engine, |k| unsafe { f(k) })),
+            CcEvent::AppLimited { in_flight } => ops
+                .on_app_limited
+                .map(|f| self.call_out(engine, |k| unsafe { f(k, in_flight) })),
+            CcEvent::Rtt { rtt } => ops
+                .on_rtt
+                .map(|f| self.call_out(engine, |k| unsafe { f(k, rtt) })),
+            CcEvent::PktSent {
+                sn,
+                ts,
+                len,
+                in_flight,
+                xmit,
+            } => ops
+                .on_pkt_sent
+                .map(|f| self.call_out(engine, |k| unsafe { f(k, sn, ts, len, in_flight, xmit) })),
+            CcEvent::PktAcked {
+                sn,
+                ts,
+                len,
+                rtt,
+                xmit,
+            } => ops
+                .on_pkt_acked
+                .map(|f| self.call_out(engine, |k| unsafe { f(k, sn, ts, len, rtt, xmit) })),
+            CcEvent::Pacing => {
+                return match ops.pacing_rate {
+                    Some(f) => {
+                        let mut budget = 0;
+                        self.call_out(engine, |k| budget = unsafe { f(k) });
+                        CcOutcome::Budget(budget)
+                    }
+                    None => CcOutcome::NotSet,
+                };
+            }
+        }
+        .map_or(CcOutcome::NotSet, |()| CcOutcome::Done)
+    }
+}
+
 impl Host<HookBuf> for CallbackHost {
+    #[cfg(feature = "abi2")]
+    #[inline(always)]
+    fn has_controller(&self, _engine: &Engine) -> bool {
+        self.ops_installed()
+    }
+
+    #[cfg(feature = "abi2")]
+    fn congestion(&mut self, engine: &mut Engine, event: CcEvent) -> CcOutcome {
+        self.run_hook(engine, event)
+    }
+
     fn transmit(&mut self, engine: &mut Engine, datagram: &[u8]) {
         self.call_out(engine, |kcp| {
             // SAFETY: `kcp` is live; the output pointer and `user` are the

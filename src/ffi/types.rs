@@ -132,6 +132,7 @@ pub type ikcpcb = IKCPCB;
 /// writes when the hook returns, and they may call the API on the object.
 #[cfg(feature = "abi2")]
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct IKCPOPS {
     /// For the program's own use; never read by the library.
     pub name: *const c_char,

@@ -3,13 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::api::Api;
+use crate::api::{Api, Flavour};
 use crate::kcp::{Field, FIELD_NAMES};
 use crate::link::{Link, LinkConfig};
 use crate::lockstep::{Call, Divergence, Lockstep, Observation, Ret, Wiring};
 use crate::rng::Rng;
 use crate::wire::{self, CMD_ACK, CMD_PUSH, CMD_WASK};
 
+use super::controllers::CcProfile;
 use super::{Family, FAMILIES};
 
 #[derive(Clone, Copy, Debug)]
@@ -85,6 +86,9 @@ pub struct Scenario {
     pub(super) idx: Idx,
     pub(super) init_err: Option<Box<Divergence>>,
     pub coverage: Coverage,
+    /// Both implementations are 2.x: the controller overlay runs.
+    pub(super) v2: bool,
+    pub cc_profile: CcProfile,
 }
 
 /// How often each notable outcome happened, so a generator change that stops
@@ -128,7 +132,7 @@ pub(super) struct Idx {
     pub(super) xmit: usize,
 }
 
-pub(super) type Step = Result<(), Box<Divergence>>;
+pub(crate) type Step = Result<(), Box<Divergence>>;
 
 impl Scenario {
     /// The scenario of `seed` (its family is `seed` modulo the number of
@@ -207,6 +211,8 @@ impl Scenario {
             idx,
             init_err,
             coverage: Coverage::default(),
+            v2: reference.flavour == Flavour::V2 && candidate.flavour == Flavour::V2,
+            cc_profile: CcProfile::None,
         }
     }
 
@@ -266,6 +272,9 @@ impl Scenario {
             (Call::SetMtu { .. }, Ret::Int(r)) => {
                 Some(if *r == 0 { "setmtu 0" } else { "setmtu -1" })
             }
+            (Call::SetCc { cfg: None, .. }, _) => Some("setcc NULL"),
+            (Call::SetCc { .. }, Ret::Int(0)) => Some("setcc installed"),
+            (Call::SetCc { .. }, _) => Some("setcc init failed"),
             _ => None,
         };
         if let Some(e) = event {
@@ -295,6 +304,25 @@ impl Scenario {
         }
         if !obs.logs[0].is_empty() || !obs.logs[1].is_empty() {
             self.coverage.once("log lines");
+        }
+        for log in &obs.cc_logs {
+            for line in String::from_utf8_lossy(log).lines() {
+                let word = line.trim_start().split(' ').next().unwrap_or_default();
+                let event = if let Some(name) = crate::cc::HOOK_NAMES.iter().find(|n| **n == word) {
+                    Some(*name)
+                } else if word.starts_with("setcc(NULL)") {
+                    Some("reentry setcc")
+                } else if word.starts_with("waitsnd=") {
+                    Some("reentry query")
+                } else if word.starts_with("send=") {
+                    Some("reentry send")
+                } else {
+                    None
+                };
+                if let Some(e) = event {
+                    self.coverage.bump(e);
+                }
+            }
         }
     }
 
@@ -375,11 +403,17 @@ impl Scenario {
             return Err(d);
         }
         self.setup()?;
+        if self.v2 {
+            self.cc_setup()?;
+        }
         let steps = self.rng.range(120, 320);
         let w = weights(self.family);
         for _ in 0..steps {
             if self.rng.tape_done() {
                 break;
+            }
+            if self.v2 {
+                self.cc_step()?;
             }
             match ACTIONS[self.rng.weighted(&w)] {
                 Action::Tick => self.tick()?,

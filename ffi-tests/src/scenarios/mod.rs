@@ -13,12 +13,14 @@
 //! `lockstep` test (reference ikcp.c against our libkcp.so) and the
 //! `kcp-conformance abi` tool (against any library with the C ABI).
 
+mod controllers;
 mod forge;
 mod generator;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+pub use controllers::CcProfile;
 pub use generator::{Coverage, Scenario};
 
 use crate::api::Api;
