@@ -9,9 +9,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
-use ffi_tests::api::Api;
+use ffi_tests::api::{Api, Flavour};
 use ffi_tests::lockstep::{self, Call, Counters, Side, Wiring};
 use ffi_tests::scenarios::{self, FirstDivergence, RunOptions, FAMILIES};
+use ffi_tests::v2;
 use ffi_tests::wire;
 use serde::Serialize;
 
@@ -25,9 +26,16 @@ pub struct Args {
     #[arg(long, value_name = "PATH.so")]
     pub lib: PathBuf,
     /// Which upstream generation to compare against: 1 (ikcp.c 1.x, linked
-    /// into this tool) or 2 (upstream 2.x; needs the 2.x oracle build).
+    /// into this tool) or 2 (upstream 2.x's ikcp.c from --upstream2,
+    /// compiled by the tool; the library must export ikcp_setcc, and the
+    /// scenarios also install C congestion controllers with it).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
     pub flavour: u8,
+    /// With --flavour 2: a directory holding upstream 2.x's ikcp.c and
+    /// ikcp.h (tag 2.1.1); default $IKCP_REF_2X, else
+    /// ../shared/reference/kcp-2.1.1 next to this checkout.
+    #[arg(long, value_name = "DIR")]
+    pub upstream2: Option<PathBuf>,
     /// Scenarios in total, split evenly over the six generated families
     /// (the two reentrancy families get one per hundred, 5 to 60).
     #[arg(long, default_value_t = 3000)]
@@ -123,11 +131,24 @@ fn reference(flavour: u8) -> Result<(Api, String), String> {
             Api::reference(),
             "upstream ikcp.c 1.x (kcp-io 0.0.5), linked into this tool".into(),
         )),
-        _ => Err(
-            "--flavour 2 needs the upstream 2.x oracle (ikcp.c 2.1.1 built into \
-                  ffi-tests), which this build does not have yet; use --flavour 1"
-                .into(),
-        ),
+        _ => {
+            let dir = v2::reference2_dir();
+            if !dir.join("ikcp.c").is_file() {
+                return Err(format!(
+                    "--flavour 2 compares against upstream 2.x's ikcp.c, not found in {}: \
+                     pass --upstream2 DIR (a checkout of upstream tag 2.1.1) or set IKCP_REF_2X",
+                    dir.display()
+                ));
+            }
+            let api = v2::oracle().ok_or("the 2.x oracle did not build")?;
+            Ok((
+                api,
+                format!(
+                    "upstream ikcp.c 2.x from {}, compiled by this tool",
+                    dir.display()
+                ),
+            ))
+        }
     }
 }
 
@@ -206,12 +227,20 @@ fn record_replay(
 }
 
 pub fn run(args: &Args) -> Result<bool, String> {
+    if let Some(dir) = &args.upstream2 {
+        // Read by ffi_tests::v2 when it builds the oracle; set before any
+        // thread starts.
+        std::env::set_var("IKCP_REF_2X", dir);
+    }
     let (reference, reference_name) = reference(args.flavour)?;
     let lib = args
         .lib
         .canonicalize()
         .map_err(|e| format!("{}: {e}", args.lib.display()))?;
-    let candidate = Api::load(&lib)?;
+    let candidate = match args.flavour {
+        1 => Api::load(&lib)?,
+        _ => Api::load_flavour(&lib, Flavour::V2)?,
+    };
     if let Some(seed) = args.replay {
         return replay_one(reference, candidate, &lib, seed);
     }
@@ -228,7 +257,12 @@ pub fn run(args: &Args) -> Result<bool, String> {
     let start = Instant::now();
     let recordings = Mutex::new(Vec::<Recording>::new());
     let lib_text = lib.display().to_string();
-    let replay_hint = |seed: u64| format!("kcp-conformance abi --lib {lib_text} --replay {seed}");
+    let flavour_arg = match args.flavour {
+        1 => String::new(),
+        _ => " --flavour 2".to_string(),
+    };
+    let replay_hint =
+        |seed: u64| format!("kcp-conformance abi --lib {lib_text}{flavour_arg} --replay {seed}");
     let families: Vec<FamilyReport> = std::thread::scope(|s| {
         if !args.quiet {
             s.spawn(|| {

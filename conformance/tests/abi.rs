@@ -164,12 +164,68 @@ fn a_one_line_change_to_the_reference_is_caught_with_its_trace() {
 }
 
 #[test]
-fn flavour_2_says_what_it_needs() {
+fn flavour_2_our_abi2_library_conforms_with_controllers() {
+    if ffi_tests::v2::reference2().is_none() {
+        return;
+    }
+    let dir = scratch("ours2");
+    let report = dir.join("report2.json");
+    let out = run(tool()
+        .args([
+            "abi",
+            "--quiet",
+            "--flavour",
+            "2",
+            "--scenarios",
+            "300",
+            "--lib",
+        ])
+        .arg(ffi_tests::v2::ours_path())
+        .arg("--json")
+        .arg(&report));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "abi --flavour 2 must pass on our 2.x library"
+    );
+    let r = json(&report);
+    assert_eq!(r["conformant"], true);
+    assert_eq!(r["flavour"], 2);
+    assert!(r["reference"].as_str().unwrap().contains("2.x"), "{r}");
+    for f in r["families"].as_array().unwrap() {
+        assert_eq!(f["divergences"], 0, "{f}");
+        assert!(f["datagrams"].as_u64().unwrap() > 0, "{f}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn flavour_2_needs_a_2x_library() {
+    if ffi_tests::v2::reference2().is_none() {
+        return;
+    }
     let out = run(tool()
         .args(["abi", "--flavour", "2", "--lib"])
         .arg(paths::our_shared_lib()));
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("2.x"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ikcp_setcc"));
+}
+
+#[test]
+fn flavour_2_says_where_upstream_2x_is_missing() {
+    let out = run(tool()
+        .args([
+            "abi",
+            "--flavour",
+            "2",
+            "--upstream2",
+            "/nonexistent",
+            "--lib",
+        ])
+        .arg(paths::our_shared_lib()));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2.x") && err.contains("--upstream2"), "{err}");
 }
 
 #[test]

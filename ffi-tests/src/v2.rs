@@ -227,15 +227,21 @@ pub fn oracle() -> Option<Api> {
 /// Built and loaded once per process; cargo rebuilds only what changed.
 pub fn ours() -> Api {
     static OURS: OnceLock<Result<Api, String>> = OnceLock::new();
-    let api = OURS.get_or_init(|| {
-        let lib = match std::env::var_os("IKCP_OURS_LIB2") {
-            Some(p) if !p.is_empty() => PathBuf::from(p),
-            _ => build_ours()?,
-        };
-        Api::load_flavour(&lib, Flavour::V2)
-    });
+    let api = OURS.get_or_init(|| Api::load_flavour(&ours_path(), Flavour::V2));
     match api {
         Ok(api) => *api,
+        Err(e) => panic!("our 2.x library: {e}"),
+    }
+}
+
+/// The file [`ours`] loads, built first when it is ours (once per process).
+pub fn ours_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("IKCP_OURS_LIB2").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match BUILT.get_or_init(build_ours) {
+        Ok(p) => p.clone(),
         Err(e) => panic!("our 2.x library: {e}"),
     }
 }

@@ -177,6 +177,45 @@ pub trait CongestionControl: Send {
     }
 }
 
+/// A boxed controller is a controller (e.g. one made per connection).
+impl<C: CongestionControl + ?Sized> CongestionControl for Box<C> {
+    fn on_ack(&mut self, w: &mut Window, acked_segs: u32, acked_bytes: u32, prior_in_flight: u32) {
+        (**self).on_ack(w, acked_segs, acked_bytes, prior_in_flight)
+    }
+    fn on_fast_retransmit(&mut self, w: &mut Window, count: u32, in_flight: u32, prior_cwnd: u32) {
+        (**self).on_fast_retransmit(w, count, in_flight, prior_cwnd)
+    }
+    fn on_timeout(&mut self, w: &mut Window, prior_cwnd: u32) {
+        (**self).on_timeout(w, prior_cwnd)
+    }
+    fn on_tick(&mut self, w: &mut Window) {
+        (**self).on_tick(w)
+    }
+    fn on_app_limited(&mut self, w: &mut Window, in_flight: u32) {
+        (**self).on_app_limited(w, in_flight)
+    }
+    fn on_rtt(&mut self, w: &mut Window, rtt: i32) {
+        (**self).on_rtt(w, rtt)
+    }
+    fn on_pkt_sent(
+        &mut self,
+        w: &mut Window,
+        sn: u32,
+        ts: u32,
+        len: u32,
+        in_flight: u32,
+        xmit: u32,
+    ) {
+        (**self).on_pkt_sent(w, sn, ts, len, in_flight, xmit)
+    }
+    fn on_pkt_acked(&mut self, w: &mut Window, sn: u32, ts: u32, len: u32, rtt: i32, xmit: u32) {
+        (**self).on_pkt_acked(w, sn, ts, len, rtt, xmit)
+    }
+    fn pacing_budget(&mut self, w: &mut Window) -> Option<u32> {
+        (**self).pacing_budget(w)
+    }
+}
+
 /// The built-in algorithm as a controller: every hook keeps its default.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BuiltIn;

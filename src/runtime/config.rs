@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use super::congestion::ControllerFactory;
 use super::error::KcpError;
-use crate::engine::HEADER_LEN;
+use crate::engine::{CongestionControl, HEADER_LEN};
 
 /// Settings of one KCP connection (both ends should agree on `mtu`,
 /// `stream_mode` and roughly on the windows; the rest is local).
@@ -142,6 +143,9 @@ pub struct KcpConfig {
     pub simulated_loss: f64,
     /// Seed of the simulated loss.
     pub loss_seed: u64,
+    /// The congestion controller of each connection; `None` (the default)
+    /// is the engine's built-in algorithm. See [`KcpConfig::congestion_control`].
+    pub congestion_control: Option<ControllerFactory>,
 }
 
 /// Default [`KcpConfig::dead_peer_timeout`](KcpConfig#structfield.dead_peer_timeout).
@@ -186,6 +190,7 @@ impl KcpConfig {
             handshake_cookie: false,
             simulated_loss: 0.0,
             loss_seed: 0x6b63_7000,
+            congestion_control: None,
         }
     }
 
@@ -193,6 +198,20 @@ impl KcpConfig {
     /// [`handshake_cookie`](KcpConfig#structfield.handshake_cookie)).
     pub fn handshake_cookie(mut self, on: bool) -> Self {
         self.handshake_cookie = on;
+        self
+    }
+
+    /// Gives every connection its own controller made by `make`, in place
+    /// of the built-in algorithm (see [`Kcp::set_congestion_control`]: the
+    /// hooks of upstream 2.x's `IKCPOPS`, and the window applies even with
+    /// congestion control turned off by `nc`).
+    ///
+    /// [`Kcp::set_congestion_control`]: crate::engine::Kcp::set_congestion_control
+    pub fn congestion_control<C: CongestionControl + 'static>(
+        mut self,
+        make: impl Fn() -> C + Send + Sync + 'static,
+    ) -> Self {
+        self.congestion_control = Some(ControllerFactory::new(make));
         self
     }
 
@@ -451,6 +470,9 @@ impl KcpConfig {
             kcp.set_min_rto(rto.as_millis().min(u32::MAX as u128) as u32);
         }
         kcp.set_dead_link(self.dead_link);
+        if let Some(factory) = &self.congestion_control {
+            kcp.set_congestion_control(factory.make());
+        }
     }
 }
 

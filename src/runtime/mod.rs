@@ -77,6 +77,7 @@
 
 mod admission;
 mod config;
+mod congestion;
 mod cookie;
 mod driver;
 mod error;
@@ -93,6 +94,7 @@ mod transport;
 mod udp;
 
 pub use config::KcpConfig;
+pub use congestion::ControllerFactory;
 pub use error::{ConnectionError, KcpError, Result, Timeout};
 pub use listener::{KcpListener, ListenerLimits};
 pub use memory::{LinkConditions, MemoryNetwork, MemoryNetworkStats, MemoryTransport};
