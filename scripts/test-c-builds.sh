@@ -287,7 +287,21 @@ CMAKE
 abi2_drop_in_relay() {
     cp -r "$repo/c-examples/drop_in" "$work/drop_in2"
     make -C "$work/drop_in2" KCP_ROOT="$repo" ABI=2
-    "$work/drop_in2/out/libkcp2/relay"
+    "$work/drop_in2/out/libkcp2/relay" >"$work/relay2-libkcp.out"
+    # Upstream 2.1.1's ikcp.c must print the same (the tests' 2.x oracle).
+    local ref2=${IKCP_REF_2X:-$repo/../shared/reference/kcp-2.1.1}
+    if [ ! -f "$ref2/ikcp.c" ]; then
+        if [ "${IKCP_REQUIRE_2X:-}" = 1 ]; then
+            echo "IKCP_REQUIRE_2X=1 but $ref2 holds no ikcp.c"
+            return 1
+        fi
+        echo "2.x comparison skipped: set IKCP_REF_2X to a checkout of upstream kcp tag 2.1.1"
+        return 0
+    fi
+    make -C "$work/drop_in2" IKCP_C="$ref2/ikcp.c" O=out/upstream2
+    "$work/drop_in2/out/upstream2/relay" >"$work/relay2-upstream.out"
+    diff -u "$work/relay2-upstream.out" "$work/relay2-libkcp.out"
+    cat "$work/relay2-libkcp.out"
 }
 
 # run_echo_pair SERVER CLIENT [WRAPPER...]
@@ -590,7 +604,7 @@ check "make install ABI=2 and cmake -DKCP_ABI=2 --install produce the same tree"
     abi2_make_and_cmake_install_the_same_tree
 check "cmake find_package (2.x tree): build and run the examples and a 2.x program" 900 \
     abi2_find_package_consumer
-check "drop_in: relay built with make ABI=2" 300 abi2_drop_in_relay
+check "drop_in: relay built with make ABI=2 prints what upstream 2.1.1 prints" 300 abi2_drop_in_relay
 
 if [ "$failed" -gt 0 ]; then
     printf 'failed: %s\n' "${failures[@]}"

@@ -492,6 +492,9 @@ pub struct Counters {
     pub datagrams: u64,
     pub datagram_bytes: u64,
     pub log_lines: u64,
+    /// Lines the C congestion controllers logged (one per hook call, plus
+    /// the results of their re-entrant calls), compared like log lines.
+    pub cc_lines: u64,
 }
 
 impl Counters {
@@ -500,6 +503,7 @@ impl Counters {
         self.datagrams += o.datagrams;
         self.datagram_bytes += o.datagram_bytes;
         self.log_lines += o.log_lines;
+        self.cc_lines += o.cc_lines;
     }
 }
 
@@ -557,6 +561,11 @@ impl Lockstep {
             self.counters.datagram_bytes += d.len() as u64;
         }
         self.counters.log_lines += r.logs.iter().map(|l| l.len() as u64).sum::<u64>();
+        self.counters.cc_lines += r
+            .cc_logs
+            .iter()
+            .map(|l| l.iter().filter(|&&b| b == b'\n').count() as u64)
+            .sum::<u64>();
         Ok(r)
     }
 }

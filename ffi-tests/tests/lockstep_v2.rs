@@ -112,13 +112,14 @@ fn run_family(family: Family) {
         })
         .collect();
     say(&format!(
-        "lockstep 2.x {family:?}: {} scenarios ({}), {} calls, {} datagrams ({} bytes), {} log lines compared, {} diverged, {:.1}s",
+        "lockstep 2.x {family:?}: {} scenarios ({}), {} calls, {} datagrams ({} bytes), {} log lines and {} controller lines compared, {} diverged, {:.1}s",
         run.scenarios,
         per_profile.join("; "),
         totals.calls,
         totals.datagrams,
         totals.datagram_bytes,
         totals.log_lines,
+        totals.cc_lines,
         run.diverged.len(),
         run.elapsed.as_secs_f64()
     ));

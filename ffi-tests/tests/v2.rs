@@ -129,3 +129,91 @@ fn our_2x_header_has_upstream_2_1_1_layout() {
         count("offsetof IKCPOPS.")
     );
 }
+
+// ---------------------------------------------------------------------------
+// Controller hooks, directed (the lockstep_v2 suite covers them at large)
+// ---------------------------------------------------------------------------
+
+unsafe extern "C" fn tick_sets_cwnd_to_one(kcp: v2::Cb2) {
+    (*kcp).cwnd = 1;
+}
+
+unsafe extern "C" fn two_segments_of_budget(_kcp: v2::Cb2) -> u32 {
+    200
+}
+
+fn no_hooks() -> v2::IKCPOPS {
+    v2::IKCPOPS {
+        name: std::ptr::null(),
+        init: None,
+        release: None,
+        on_ack: None,
+        on_fast_retransmit: None,
+        on_timeout: None,
+        on_tick: None,
+        on_app_limited: None,
+        on_rtt: None,
+        on_pkt_sent: None,
+        on_pkt_acked: None,
+        get_info: None,
+        pacing_rate: None,
+    }
+}
+
+/// Data segments `k` emitted since the last call.
+fn pushes(k: &Kcp) -> usize {
+    k.take_datagrams()
+        .iter()
+        .flat_map(|d| ffi_tests::wire::segments(d).0)
+        .filter(|s| s.cmd == ffi_tests::wire::CMD_PUSH)
+        .count()
+}
+
+/// A hook's write to `cwnd` is what the flush sends with (even with
+/// `nocwnd = 1`), and a pacing budget ends the flush's sending; the same on
+/// upstream 2.1.1 and on ours.
+#[test]
+fn hook_writes_steer_the_flush_on_both() {
+    let Some(oracle) = v2::oracle() else { return };
+    let tick = v2::IKCPOPS {
+        on_tick: Some(tick_sets_cwnd_to_one),
+        ..no_hooks()
+    };
+    let pace = v2::IKCPOPS {
+        pacing_rate: Some(two_segments_of_budget),
+        ..no_hooks()
+    };
+    for api in [oracle, v2::ours()] {
+        let setcc = api.setcc.unwrap();
+        let k = Kcp::new(api, 1);
+        k.nodelay(1, 10, 0, 1);
+        for _ in 0..10 {
+            assert_eq!(k.send(&[1u8; 100]), 100);
+        }
+        // SAFETY: live object; the table outlives it.
+        assert_eq!(unsafe { setcc(k.raw(), &tick) }, 0);
+        k.update(0);
+        assert_eq!(pushes(&k), 1, "{}: on_tick's cwnd = 1 applies", api.name);
+
+        let k = Kcp::new(api, 2);
+        k.nodelay(1, 10, 0, 1);
+        k.set_field(Field::Cwnd, 32);
+        for _ in 0..10 {
+            assert_eq!(k.send(&[2u8; 100]), 100);
+        }
+        // SAFETY: as above.
+        assert_eq!(unsafe { setcc(k.raw(), &pace) }, 0);
+        k.update(0);
+        assert_eq!(pushes(&k), 2, "{}: 200 bytes of budget", api.name);
+        k.update(10);
+        assert_eq!(pushes(&k), 2, "{}: the next flush, 2 more", api.name);
+        // Back to the built-in algorithm: nocwnd applies again, no budget.
+        // SAFETY: as above.
+        assert_eq!(unsafe { setcc(k.raw(), std::ptr::null()) }, 0);
+        k.update(20);
+        // Upstream's quirk, kept: the segment each paced flush stopped at
+        // was already stamped as transmitted, so it waits for its RTO; the
+        // 4 never touched go now.
+        assert_eq!(pushes(&k), 4, "{}: the untouched rest at once", api.name);
+    }
+}
