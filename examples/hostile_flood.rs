@@ -8,7 +8,8 @@
 //!          other addresses, 20% malformed), while --clients good clients
 //!          echo; halfway through, a new client connects.
 //!   hold:  --conns connections, each sent 125 out-of-order full segments
-//!          (and 60,000-byte ones) and kept alive, as long as --seconds.
+//!          (and 60,000-byte ones), its data acknowledged and kept alive
+//!          with probes every second, then held as long as --seconds.
 //! options: --rate N (100000)  --seconds S (60)  --clients K (4)
 //!          --conns N (4096)   --sources N (32 source IPs on 127.0.0.0/8)
 //!          --target ADDR --pid PID   attack a server already running (e.g.
@@ -20,12 +21,12 @@
 mod hostile_util;
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hostile_util::{echo_once, echo_server, flood, percentile, segment, FloodMix};
-use kcp::engine::Command;
+use kcp::engine::{Command, SegmentHeader};
 use kcp::runtime::{KcpConfig, KcpListener, KcpStream};
 
 struct Options {
@@ -152,9 +153,17 @@ async fn main() {
     match o.mode.as_str() {
         "hold" => {
             let mss = KcpConfig::gaming().mss();
-            let attacker = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let attacker = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+            // The attacker acknowledges what the server sends, so its
+            // connections stay established instead of dying as dead peers.
+            let acker = tokio::spawn(acknowledge(attacker.clone(), addr, stop.clone()));
+            // Small probes every second keep every connection opened so far
+            // alive (the server's idle timeout), from the start.
+            let opened = Arc::new(AtomicU32::new(0));
+            let prober = tokio::spawn(probe(attacker.clone(), addr, opened.clone(), stop.clone()));
             let started = Instant::now();
             for conv in 0..o.conns {
+                opened.store(conv + 1, Ordering::Relaxed);
                 let conv = 0x4000_0000 + conv;
                 for sn in 0..2 {
                     let _ = attacker
@@ -171,20 +180,36 @@ async fn main() {
                     }
                 }
             }
+            // Openings the rate limits refused are retransmitted, as a
+            // KCP sender would, until every connection exists.
+            for _ in 0..3 {
+                for conv in 0..o.conns {
+                    let conv = 0x4000_0000 + conv;
+                    for sn in 0..2 {
+                        let _ = attacker
+                            .send_to(&segment(conv, Command::Push, sn, 1), addr)
+                            .await;
+                    }
+                    if conv % 50 == 0 {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+            }
             println!(
                 "{} connections sent their out-of-order segments in {:?}",
                 o.conns,
                 started.elapsed()
             );
             for t in 0..o.seconds {
-                // Small probes keep every connection alive.
-                for conv in 0..o.conns {
-                    let probe = segment(0x4000_0000 + conv, Command::WindowAsk, 0, 0);
-                    let _ = attacker.send_to(&probe, addr).await;
-                }
                 report(t);
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
+            stop.store(true, Ordering::Relaxed);
+            prober.await.unwrap();
+            println!(
+                "the attacker acknowledged {} segments",
+                acker.await.unwrap()
+            );
         }
         _ => {
             let mut good = Vec::new();
@@ -266,5 +291,64 @@ async fn main() {
             rss_mb(o.pid),
             l.stats()
         );
+    }
+}
+
+/// Acknowledges every data segment `server` sends to `socket` until `stop`;
+/// returns how many.
+async fn acknowledge(
+    socket: Arc<tokio::net::UdpSocket>,
+    server: SocketAddr,
+    stop: Arc<AtomicBool>,
+) -> u64 {
+    let mut buf = vec![0u8; 65_536];
+    let mut acked = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(Ok((n, from))) =
+            tokio::time::timeout(Duration::from_millis(200), socket.recv_from(&mut buf)).await
+        else {
+            continue;
+        };
+        if from != server {
+            continue;
+        }
+        let mut rest = &buf[..n];
+        while let Some(h) = SegmentHeader::decode(rest) {
+            if h.cmd == Command::Push as u8 {
+                let mut ack = Vec::with_capacity(24);
+                SegmentHeader {
+                    conv: h.conv,
+                    cmd: Command::Ack as u8,
+                    wnd: 128,
+                    ts: h.ts,
+                    sn: h.sn,
+                    una: 2,
+                    ..Default::default()
+                }
+                .encode(&mut ack);
+                let _ = socket.send_to(&ack, server).await;
+                acked += 1;
+            }
+            let skip = (24 + h.len as usize).min(rest.len());
+            rest = &rest[skip..];
+        }
+    }
+    acked
+}
+
+/// Sends a window probe to each of the first `opened` connections every
+/// second until `stop`.
+async fn probe(
+    socket: Arc<tokio::net::UdpSocket>,
+    server: SocketAddr,
+    opened: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+) {
+    while !stop.load(Ordering::Relaxed) {
+        for conv in 0..opened.load(Ordering::Relaxed) {
+            let probe = segment(0x4000_0000 + conv, Command::WindowAsk, 0, 0);
+            let _ = socket.send_to(&probe, server).await;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
