@@ -5,6 +5,7 @@
 mod abi;
 mod decode;
 mod layout;
+mod peer;
 mod record;
 mod report;
 
@@ -37,6 +38,15 @@ enum Mode {
     /// IKCPCB fields after every call. Each family's first divergence is
     /// shrunk to a minimal call sequence that still diverges.
     Abi(abi::Args),
+    /// UDP conformance peer: plays reference KCP (upstream ikcp.c 1.x,
+    /// linked into this tool) against a remote running a plain echo.
+    ///
+    /// Runs a scripted suite (message or stream mode, sizes from 0 B to the
+    /// largest message, loss/duplication/reordering on our side, a zero
+    /// window, MTU edges, retransmission back-off, a foreign conversation),
+    /// checks every echoed byte and what the remote puts on the wire, and
+    /// prints a table of what held and what differed from ikcp.c.
+    Peer(peer::Args),
     /// Prints KCP datagrams (conv, cmd, frg, wnd, ts, sn, una, len) from a
     /// pcap file of UDP traffic, such as the one `--record` writes.
     Decode(decode::Args),
@@ -46,6 +56,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.mode {
         Mode::Abi(a) => abi::run(&a),
+        Mode::Peer(a) => peer::run(&a),
         Mode::Decode(a) => decode::run(&a),
     };
     match result {

@@ -30,7 +30,11 @@ impl Table {
             let mut s = String::new();
             for (i, w) in width.iter().enumerate() {
                 let c = r.get(i).map_or("", |c| c.as_str());
-                let numeric = i > 0 && c.chars().next().is_some_and(|ch| ch.is_ascii_digit());
+                // Numbers (and only numbers) are right-aligned.
+                let numeric = i > 0
+                    && c.chars().next().is_some_and(|ch| ch.is_ascii_digit())
+                    && c.chars()
+                        .all(|ch| ch.is_ascii_digit() || ".,%s ".contains(ch));
                 if numeric {
                     s.push_str(&format!("{c:>w$}  "));
                 } else {
