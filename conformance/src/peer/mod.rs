@@ -106,13 +106,15 @@ Tell the peer the remote's settings (--nodelay --interval --resend --nc --wnd
 Scenarios, in order:
   basic          one small message echoed; nothing runs without it
   sizes          one message of each size from 1 B to the largest
-  zero-length    a 0-byte message (message mode)
   bulk           many messages / a byte stream, pipelined
   lossy          bulk through loss, duplication and reordering on our side
   mtu            messages at the MSS edges; datagrams filled to the MTU
   zero-window    we stop reading: the remote must stop and probe (~7 s)
   rto            one segment lost repeatedly: the retransmission back-off
-  conv-mismatch  a segment of another conversation is ignored
+  conv-mismatch  a stray segment of another conversation is ignored
+  zero-length    a 0-byte message (message mode; late, as it can stall a remote)
+  conv-takeover  another conversation opens from our address: is ours still
+                 served (judged from acknowledgements; last)
 
 Throughout, on everything the remote sends: every data segment of ours is
 acknowledged, una never goes back, datagrams fit the MTU and data segments
@@ -357,6 +359,7 @@ pub fn run(args: &Args) -> Result<bool, String> {
             "zero-window" => suite::zero_window(&mut cx, args.probe_wait),
             "rto" => suite::rto(&mut cx),
             "conv-mismatch" => suite::conv_mismatch(&mut cx),
+            "conv-takeover" => suite::conv_takeover(&mut cx),
             _ => unreachable!("listed in SCENARIOS"),
         }
     }

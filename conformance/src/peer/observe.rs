@@ -176,6 +176,13 @@ impl Observer {
         }
     }
 
+    /// Stops expecting acknowledgements for what we delivered from `since`
+    /// on (the remote ended the conversation on purpose).
+    pub fn forget_pending_since(&mut self, since: u32) {
+        self.pending
+            .retain(|_, at| (at.wrapping_sub(since) as i32) < 0);
+    }
+
     /// The upper bound (ms) for the gap before the `k`-th retransmission of
     /// a segment (k >= 1), from the remote's advertised settings and the
     /// round trip we measured (`max_rto`: the largest RTO the reference

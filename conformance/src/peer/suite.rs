@@ -28,7 +28,6 @@ pub struct Ctx<'a> {
 pub const SCENARIOS: &[(&str, &str)] = &[
     ("basic", "one small message echoed; nothing runs without it"),
     ("sizes", "one message of each size from 1 B to the largest"),
-    ("zero-length", "a 0-byte message (message mode)"),
     ("bulk", "many messages / a byte stream, pipelined"),
     (
         "lossy",
@@ -49,6 +48,12 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     (
         "conv-mismatch",
         "a segment of another conversation is ignored",
+    ),
+    // Late: a remote that cannot read an empty message may stall on it.
+    ("zero-length", "a 0-byte message (message mode)"),
+    (
+        "conv-takeover",
+        "another conversation opens from our address; is ours still served",
     ),
 ];
 
@@ -265,7 +270,9 @@ pub fn zero_length(cx: &mut Ctx) {
     let (status, detail) = if !got {
         (
             Status::Failed,
-            "the 1-byte message sent after it never came back".to_string(),
+            "the 1-byte message sent after it never came back: the empty message \
+             stalled the remote's receive queue (ikcp.c delivers it as an empty message)"
+                .to_string(),
         )
     } else if back == [b"".to_vec(), b"Z".to_vec()] {
         (Status::Held, "echoed as an empty message".to_string())
@@ -588,16 +595,11 @@ pub fn rto(cx: &mut Ctx) {
     cx.settle();
 }
 
-/// conv-mismatch: a data segment of another conversation, from our address.
+/// conv-mismatch: a stray data segment of another conversation (sn 5, as
+/// a late datagram of an old one), from our address.
 pub fn conv_mismatch(cx: &mut Ctx) {
     let other = cx.link.conv ^ 0x5a5a_0001;
-    let mut seg = Segment::new(other, CMD_PUSH, 0, b"another conversation".to_vec());
-    seg.ts = cx.link.now();
-    cx.link.send_raw(&seg.encode());
-    cx.link.idle(Duration::from_millis(
-        500.max(20 * cx.settings.interval as u64),
-    ));
-    let answered = cx.link.obs.foreign.get(&other).copied().unwrap_or(0);
+    let answered = forge(cx, other, 5);
     cx.row(
         "conv mismatch ignored",
         if answered == 0 {
@@ -606,15 +608,69 @@ pub fn conv_mismatch(cx: &mut Ctx) {
             Status::Differs
         },
         if answered == 0 {
-            format!("nothing came back for conv {other:#x} (ikcp_input refuses it)")
+            format!(
+                "nothing came back for a stray segment of conv {other:#x} (ikcp_input refuses it)"
+            )
         } else {
             format!(
                 "{answered} segments came back with conv {other:#x}: the remote opened a second \
-                 conversation (a server keyed by address and conv does)"
+                 conversation for a stray segment (a server keyed by address and conv does)"
             )
         },
     );
     let (status, detail) = cx.echo("after conv mismatch", &[b"still here".to_vec()], 5);
     cx.row("echo: after a foreign conv", status, detail);
     cx.settle();
+}
+
+/// Sends a forged data segment of conversation `conv`, waits, and returns
+/// how many segments of that conversation came back.
+fn forge(cx: &mut Ctx, conv: u32, sn: u32) -> u64 {
+    let mut seg = Segment::new(conv, CMD_PUSH, sn, b"another conversation".to_vec());
+    seg.ts = cx.link.now();
+    cx.link.send_raw(&seg.encode());
+    cx.link.idle(Duration::from_millis(
+        500.max(20 * cx.settings.interval as u64),
+    ));
+    cx.link.obs.foreign.get(&conv).copied().unwrap_or(0)
+}
+
+/// conv-takeover: the opening segment (sn 0) of another conversation from
+/// our address; is ours still served? Judged from acknowledgements, which
+/// need no echo. Last: a remote may hand the address to the newcomer.
+pub fn conv_takeover(cx: &mut Ctx) {
+    let other = cx.link.conv ^ 0x0f0f_0002;
+    let answered = forge(cx, other, 0);
+    let since = cx.link.now();
+    cx.link.send(b"are we still talking");
+    let until = cx.until(3);
+    let acked = cx.link.drive_until(until, Link::all_acked);
+    let (status, detail) = match (acked, answered) {
+        (true, 0) => (
+            Status::Held,
+            format!("ignored; conv {:#x} still acknowledged", cx.link.conv),
+        ),
+        (true, n) => (
+            Status::Differs,
+            format!(
+                "{n} segments came back with conv {other:#x} (a second conversation opened); \
+                 conv {:#x} still acknowledged",
+                cx.link.conv
+            ),
+        ),
+        (false, n) => {
+            // Not the remote's protocol failing: it chose to end ours.
+            cx.link.obs.forget_pending_since(since);
+            (
+                Status::Differs,
+                format!(
+                    "conv {:#x} no longer acknowledged: the remote gave our address to conv \
+                     {other:#x} ({n} segments of it came back); ikcp.c ignores other \
+                     conversations",
+                    cx.link.conv
+                ),
+            )
+        }
+    };
+    cx.row("new conv from our address", status, detail);
 }
