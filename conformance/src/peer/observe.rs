@@ -10,7 +10,7 @@ use super::{Row, Settings, Status};
 
 /// How long after we advertised a zero window a new data segment of the
 /// remote's still counts as in flight (it left before our window reached it).
-const ZERO_WINDOW_GRACE_MS: u32 = 250;
+pub const ZERO_WINDOW_GRACE_MS: u32 = 500;
 
 pub struct Observer {
     conv: u32,
