@@ -47,7 +47,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ),
     (
         "conv-mismatch",
-        "a segment of another conversation is ignored",
+        "a stray segment of another conversation is ignored",
     ),
     // Late: a remote that cannot read an empty message may stall on it.
     ("zero-length", "a 0-byte message (message mode)"),
@@ -271,7 +271,7 @@ pub fn zero_length(cx: &mut Ctx) {
         (
             Status::Failed,
             "the 1-byte message sent after it never came back: the empty message \
-             stalled the remote's receive queue (ikcp.c delivers it as an empty message)"
+             seems to block the remote's reads (ikcp.c delivers it as an empty message)"
                 .to_string(),
         )
     } else if back == [b"".to_vec(), b"Z".to_vec()] {
