@@ -8,23 +8,32 @@
 //!
 //! ADDR defaults to 127.0.0.1:0; the first line on stdout names the address.
 //! The server exits after N seconds (default 120).
+//!
+//! With `--connect ADDR --conv N` it is a client instead (a `KcpStream`, for
+//! `kcp-conformance peer --listen`): it sends one message to open the
+//! conversation, then echoes.
 
 use std::time::Duration;
 
-use kcp::runtime::{KcpConfig, KcpListener};
+use kcp::runtime::{KcpConfig, KcpListener, KcpStream};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut addr = "127.0.0.1:0".to_string();
     let (mut stream, mut secs) = (false, 120u64);
+    let (mut connect, mut conv) = (None::<String>, 0u32);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--stream" => stream = true,
             "--secs" => secs = args.next().ok_or("--secs needs a number")?.parse()?,
+            "--connect" => connect = Some(args.next().ok_or("--connect needs an address")?),
+            "--conv" => conv = args.next().ok_or("--conv needs a number")?.parse()?,
             _ if !a.starts_with('-') => addr = a,
             _ => {
-                eprintln!("usage: echo_server [ADDR] [--stream] [--secs N]");
+                eprintln!(
+                    "usage: echo_server [ADDR] [--stream] [--secs N] [--connect ADDR --conv N]"
+                );
                 std::process::exit(2);
             }
         }
@@ -34,6 +43,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .window_size(128, 128)
         .mtu(1400)
         .stream_mode(stream);
+    if let Some(addr) = connect {
+        let client = async {
+            let mut s = KcpStream::connect_with_conv(addr.parse()?, conv, config).await?;
+            println!("echo_server: client of {addr}, conv {conv:#x}");
+            s.send(b"hello").await?;
+            while let Ok(m) = s.recv().await {
+                s.send(&m).await?;
+            }
+            Ok::<(), Box<dyn std::error::Error>>(())
+        };
+        if tokio::time::timeout(Duration::from_secs(secs), client)
+            .await
+            .is_err()
+        {
+            println!("echo_server: {secs} s are up");
+        }
+        return Ok(());
+    }
     let listener = KcpListener::bind(addr.parse()?, config).await?;
     println!(
         "echo_server: listening on {} ({} mode)",

@@ -273,3 +273,46 @@ fn help_explains_the_peer() {
         assert!(text.contains(word), "{word} missing from:\n{text}");
     }
 }
+
+#[test]
+fn listen_mode_serves_a_remote_that_connects_first() {
+    let dir = scratch("listen");
+    let json = dir.join("report.json");
+    let mut child = tool()
+        .args(["peer", "--listen", "127.0.0.1:0", "--only", "sizes,lossy"])
+        .args(["--timeout", "30", "--json"])
+        .arg(&json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start kcp-conformance");
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.trim_end_matches(';').strip_prefix("127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    std::thread::spawn(move || {
+        for l in err.lines().map_while(Result::ok) {
+            eprintln!("peer: {l}");
+        }
+    });
+    // Our KcpStream as the remote: it opens the conversation, then echoes.
+    let mut client = Command::new(our_echo());
+    client.args(["--connect", &format!("127.0.0.1:{addr}"), "--conv", "77"]);
+    client.args(["--secs", "30"]);
+    let (_client, _) = start(client);
+    let out = child.wait_with_output().unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let rows = rows(&report);
+    for (check, status, detail) in &rows {
+        assert_eq!(status, "held", "{check}: {detail}");
+    }
+    assert_eq!(report["conv"], 77, "the conv is the remote's");
+    assert!(rows.iter().any(|r| r.0.starts_with("echo: lossy")));
+    assert_eq!(out.status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
