@@ -69,12 +69,16 @@ fn start(mut cmd: Command) -> (Server, String) {
 
 /// Upstream's ikcp.c with the C example echo server, no line changed.
 fn reference_echo(dir: &Path) -> PathBuf {
-    let src = paths::reference_dir();
+    echo_with(&paths::reference_dir(), dir)
+}
+
+/// The C example echo server built with the ikcp.c in `src`.
+fn echo_with(src: &Path, dir: &Path) -> PathBuf {
     let exe = dir.join("udp_echo_server");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let st = Command::new(cc)
         .args(["-O2", "-I"])
-        .arg(&src)
+        .arg(src)
         .arg("-o")
         .arg(&exe)
         .arg(paths::repo_root().join("c-examples/udp_echo_server.c"))
@@ -83,6 +87,33 @@ fn reference_echo(dir: &Path) -> PathBuf {
         .expect("run cc");
     assert!(st.success());
     exe
+}
+
+/// The same one-line change as in tests/abi.rs: fast retransmit waits for
+/// one acknowledgement more than upstream's.
+const BREAK_FROM: &str = "else if (segment->fastack >= resent) {";
+const BREAK_TO: &str = "else if (segment->fastack > resent) {";
+
+#[test]
+fn a_one_line_change_to_fast_retransmit_is_reported() {
+    let dir = scratch("broken");
+    let src = paths::reference_dir();
+    let code = std::fs::read_to_string(src.join("ikcp.c")).unwrap();
+    assert_eq!(code.matches(BREAK_FROM).count(), 1, "the line moved");
+    std::fs::write(dir.join("ikcp.c"), code.replace(BREAK_FROM, BREAK_TO)).unwrap();
+    std::fs::copy(src.join("ikcp.h"), dir.join("ikcp.h")).unwrap();
+    let mut cmd = Command::new(echo_with(&dir, &dir));
+    cmd.args(["0", "30"]);
+    let (_server, addr) = start(cmd);
+    let (out, report) = peer(&addr, &["--only", "fast-resend", "--quiet"], &dir);
+    let rows = rows(&report);
+    let fast = rows.iter().find(|r| r.0 == "fast retransmit").unwrap();
+    assert_eq!(fast.1, "differs", "{fast:?}");
+    assert!(fast.2.contains("by its RTO"), "{}", fast.2);
+    // Everything else still works: a difference, not a failure.
+    assert!(rows.iter().all(|r| r.1 != "failed"), "{rows:?}");
+    assert_eq!(out.status.code(), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// examples/echo_server.rs of the root crate (our KcpListener), built by
@@ -208,6 +239,7 @@ fn our_listener_echo_fails_no_row_and_names_what_differs() {
         "0-byte message",
         "fragmentation as ikcp.c",
         "RTO back-off",
+        "fast retransmit",
         "every data segment acknowledged",
         "una never goes back",
         "retransmissions within the RTO bounds",

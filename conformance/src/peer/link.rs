@@ -75,6 +75,9 @@ pub struct Link {
     /// Whether `max_rto` is sampled yet: not before the first round trip,
     /// while the reference still has its initial 200 ms.
     pub sample_rto: bool,
+    /// Acknowledge every datagram on its own (a flush after each input),
+    /// so the remote counts one duplicate acknowledgement per segment.
+    pub ack_each: bool,
 }
 
 impl Link {
@@ -124,6 +127,7 @@ impl Link {
             reading: true,
             max_rto: 0,
             sample_rto: false,
+            ack_each: false,
         })
     }
 
@@ -255,6 +259,9 @@ impl Link {
         self.kcp.input(&d);
         if let Some(h) = self.held_in.take() {
             self.kcp.input(&h.data);
+        }
+        if self.ack_each {
+            self.kcp.flush();
         }
     }
 

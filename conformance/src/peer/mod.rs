@@ -111,6 +111,8 @@ Scenarios, in order:
   mtu            messages at the MSS edges; datagrams filled to the MTU
   zero-window    we stop reading: the remote must stop and probe (~7 s)
   rto            one segment lost repeatedly: the retransmission back-off
+  fast-resend    one segment lost, the --resend segments after it acknowledged
+                 one by one: it must come again before its RTO
   conv-mismatch  a stray segment of another conversation is ignored
   zero-length    a 0-byte message (message mode; late, as it can stall a remote)
   conv-takeover  another conversation opens from our address: is ours still
@@ -358,6 +360,7 @@ pub fn run(args: &Args) -> Result<bool, String> {
             "mtu" => suite::mtu(&mut cx),
             "zero-window" => suite::zero_window(&mut cx, args.probe_wait),
             "rto" => suite::rto(&mut cx),
+            "fast-resend" => suite::fast_resend(&mut cx),
             "conv-mismatch" => suite::conv_mismatch(&mut cx),
             "conv-takeover" => suite::conv_takeover(&mut cx),
             _ => unreachable!("listed in SCENARIOS"),

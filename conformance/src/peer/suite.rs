@@ -46,6 +46,10 @@ pub const SCENARIOS: &[(&str, &str)] = &[
         "one segment lost repeatedly: the retransmission back-off",
     ),
     (
+        "fast-resend",
+        "one segment lost, `resend` later ones acknowledged: a fast retransmit",
+    ),
+    (
         "conv-mismatch",
         "a stray segment of another conversation is ignored",
     ),
@@ -598,6 +602,72 @@ pub fn rto(cx: &mut Ctx) {
             cx.settings.nodelay
         ),
     );
+    cx.settle();
+}
+
+/// fast-resend: the first segment of an echo of `resend + 1` segments is
+/// lost and the `resend` after it are acknowledged one datagram each: ikcp.c
+/// retransmits it then, before its RTO.
+pub fn fast_resend(cx: &mut Ctx) {
+    let k = cx.settings.resend;
+    let mss = cx.mss();
+    if k <= 0 || (k as usize + 1) * mss > cx.largest {
+        cx.row(
+            "fast retransmit",
+            Status::Skipped,
+            format!("--resend {k}: nothing to test within the largest message"),
+        );
+        return;
+    }
+    let k = k as usize;
+    let lost = cx.link.obs.max_sn.map_or(0, |s| s.wrapping_add(1));
+    let mut dropped = false;
+    cx.link.drop_in = Some(Box::new(move |segs: &[Segment]| {
+        let hit = segs.iter().any(|s| s.cmd == CMD_PUSH && s.sn == lost);
+        if hit && !dropped {
+            dropped = true;
+            return true;
+        }
+        false
+    }));
+    cx.link.ack_each = true;
+    let msg = cx.pattern((k + 1) * mss);
+    let (status, detail) = cx.echo("fast-resend", &[msg], 10);
+    cx.link.ack_each = false;
+    cx.link.drop_in = None;
+    cx.row(
+        &format!("echo: first of {} segments lost", k + 1),
+        status,
+        detail,
+    );
+    let times = cx.link.obs.pushes.get(&lost).cloned().unwrap_or_default();
+    let minrto = cx.settings.minrto;
+    let (status, detail) = match times.as_slice() {
+        [first, again, ..] => {
+            let gap = again.wrapping_sub(*first);
+            // An RTO is never below minrto: anything sooner was fast.
+            if gap + 3 < minrto {
+                (
+                    Status::Held,
+                    format!(
+                        "resent {gap} ms after the first transmission, once the {k} segments \
+                         after it were acknowledged (its RTO is at least {minrto} ms)"
+                    ),
+                )
+            } else {
+                (
+                    Status::Differs,
+                    format!(
+                        "resent only after {gap} ms, by its RTO (minrto {minrto} ms): {k} \
+                         acknowledgements of later segments did not trigger it (ikcp.c with \
+                         resend {k}: they do)"
+                    ),
+                )
+            }
+        }
+        _ => (Status::Failed, format!("sn {lost} was never retransmitted")),
+    };
+    cx.row("fast retransmit", status, detail);
     cx.settle();
 }
 
