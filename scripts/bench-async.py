@@ -21,7 +21,8 @@ import tempfile
 import threading
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEER = os.path.join(ROOT, "target", "bench-noabi", "examples", "async_peer")
+# BENCH_ASYNC_PEER runs another build of the Rust peer (e.g. before a change).
+PEER = os.environ.get("BENCH_ASYNC_PEER") or os.path.join(ROOT, "target", "bench-noabi", "examples", "async_peer")
 GO_PEER = os.path.join(ROOT, "target", "kcpgo-peer")
 BEGIN, END = "<!-- async:begin -->", "<!-- async:end -->"
 

@@ -19,7 +19,7 @@ use super::input_guard::{BytePool, InputGuard};
 use super::listener::Routed;
 use super::rng::Rng;
 use super::shared::Shared;
-use super::transport::{self, Transport};
+use super::transport::{self, Received, Transport};
 use crate::engine::{conv_of, Command, InputError, Kcp, SegmentHeader, HEADER_LEN};
 
 /// Where a connection's datagrams come from.
@@ -30,8 +30,10 @@ pub(crate) enum Source {
     Own,
 }
 
-/// Largest datagram read from an own transport.
+/// Receive buffers of a client connection (a datagram or a GRO train each).
 const RECV_BUF: usize = 65_536;
+/// How many of them one receive call fills at most.
+const RECV_BATCH: usize = 4;
 /// How long a dropped stream keeps trying to deliver what it wrote.
 const LINGER_MAX: Duration = Duration::from_secs(30);
 
@@ -56,7 +58,11 @@ pub(crate) struct Driver {
     outbox: Vec<Bytes>,
     out_buf: BytesMut,
     recv_buf: BytesMut,
-    rx_buf: Vec<u8>,
+    /// A client's receive buffers and what the last receive put in them.
+    rx_bufs: Vec<Vec<u8>>,
+    rx_meta: Vec<Received>,
+    /// Runs of datagrams on their way to a batched send.
+    tx_run: Vec<u8>,
     loss: Rng,
     rejected: u64,
     /// Why the engine refused the peer's latest bad datagram: if nothing it
@@ -104,8 +110,8 @@ impl Driver {
         let mut kcp = Kcp::new(conv);
         config.apply(&mut kcp);
         let now = Instant::now();
-        let rx_len = if matches!(source, Source::Own) {
-            RECV_BUF
+        let rx_count = if matches!(source, Source::Own) {
+            RECV_BATCH
         } else {
             0
         };
@@ -129,7 +135,9 @@ impl Driver {
             outbox: Vec::new(),
             out_buf: BytesMut::new(),
             recv_buf: BytesMut::new(),
-            rx_buf: vec![0; rx_len],
+            rx_bufs: vec![vec![0; RECV_BUF]; rx_count],
+            rx_meta: vec![Received::default(); rx_count],
+            tx_run: Vec::new(),
             rejected: 0,
             last_rejection: None,
             simulated_drops: 0,
@@ -185,13 +193,14 @@ impl Driver {
                 let Driver {
                     source,
                     transport,
-                    rx_buf,
+                    rx_bufs,
+                    rx_meta,
                     shared,
                     ..
                 } = &mut self;
                 tokio::select! {
                     biased;
-                    d = next_datagram(source, &**transport, rx_buf) => Event::Datagram(d),
+                    d = next_datagram(source, &**transport, rx_bufs, rx_meta) => Event::Datagram(d),
                     _ = shared.task.notified() => Event::App,
                     _ = tokio::time::sleep_until(deadline) => Event::Timer,
                 }
@@ -202,8 +211,8 @@ impl Driver {
                     self.drain_ready();
                     self.update(true);
                 }
-                Event::Datagram(Incoming::Own(n, from)) => {
-                    self.on_own_datagram(n, from);
+                Event::Datagram(Incoming::Own(n)) => {
+                    self.on_own_batch(n);
                     self.drain_ready();
                     self.update(true);
                 }
@@ -382,14 +391,21 @@ impl Driver {
         }
     }
 
-    fn on_own_datagram(&mut self, n: usize, from: SocketAddr) {
-        if from != self.peer {
-            self.rejected += 1;
-            return;
+    /// The first `n` receive buffers, filled by the client's own transport.
+    fn on_own_batch(&mut self, n: usize) {
+        let bufs = std::mem::take(&mut self.rx_bufs);
+        let meta = std::mem::take(&mut self.rx_meta);
+        for (buf, m) in bufs.iter().zip(&meta[..n]) {
+            for d in m.datagrams(buf) {
+                if m.addr == self.peer {
+                    self.on_datagram(d);
+                } else {
+                    self.rejected += 1;
+                }
+            }
         }
-        let d = std::mem::take(&mut self.rx_buf);
-        self.on_datagram(&d[..n]);
-        self.rx_buf = d;
+        self.rx_bufs = bufs;
+        self.rx_meta = meta;
     }
 
     fn on_datagram(&mut self, d: &[u8]) {
@@ -433,11 +449,15 @@ impl Driver {
                 Source::Own => {
                     let waker = std::task::Waker::from(Arc::new(NoopWake));
                     let mut waker_cx = std::task::Context::from_waker(&waker);
-                    let mut rb = tokio::io::ReadBuf::new(&mut self.rx_buf);
-                    match self.transport.poll_recv_from(&mut waker_cx, &mut rb) {
-                        std::task::Poll::Ready(Ok(from)) => {
-                            let n = rb.filled().len();
-                            self.on_own_datagram(n, from);
+                    let polled = transport::poll_recv_many(
+                        &*self.transport,
+                        &mut waker_cx,
+                        &mut self.rx_bufs,
+                        &mut self.rx_meta,
+                    );
+                    match polled {
+                        std::task::Poll::Ready(Ok(n)) => {
+                            self.on_own_batch(n);
                         }
                         _ => return,
                     }
@@ -546,17 +566,32 @@ impl Driver {
             .for_each(|w| w.wake());
     }
 
+    /// Sends the outbox. Consecutive datagrams of one size (a full-MTU
+    /// burst), the last possibly shorter, go as one run, which a batching
+    /// transport sends in one call (GSO).
     async fn transmit(&mut self) {
+        let mut run = std::mem::take(&mut self.tx_run);
+        let mut segment = 0;
         for d in std::mem::take(&mut self.outbox) {
             if self.loss.chance(self.config.simulated_loss) {
                 self.simulated_drops += 1;
                 continue;
             }
-            if let Err(e) = transport::send_to(&*self.transport, &d, self.peer).await {
-                // Like a lost datagram: the protocol retransmits.
-                trace!(error = %e, "send failed");
+            // A longer datagram, or any after a shorter one, starts a new run.
+            if !run.is_empty() && (d.len() > segment || run.len() % segment != 0) {
+                send_run(&*self.transport, self.peer, &run, segment).await;
+                run.clear();
             }
+            if run.is_empty() {
+                segment = d.len();
+            }
+            run.extend_from_slice(&d);
         }
+        if !run.is_empty() {
+            send_run(&*self.transport, self.peer, &run, segment).await;
+            run.clear();
+        }
+        self.tx_run = run;
     }
 
     /// Whether the connection is over: `Some(Some(err))` failed,
@@ -684,6 +719,14 @@ impl Driver {
     }
 }
 
+/// Sends one run of datagrams of `segment` bytes (the last may be shorter).
+async fn send_run(t: &dyn Transport, peer: SocketAddr, run: &[u8], segment: usize) {
+    if let Err(e) = transport::send_segments(t, run, segment, peer).await {
+        // Like lost datagrams: the protocol retransmits.
+        trace!(error = %e, "send failed");
+    }
+}
+
 struct NoopWake;
 
 impl std::task::Wake for NoopWake {
@@ -698,19 +741,25 @@ enum Event {
 
 enum Incoming {
     Data(Routed),
-    Own(usize, SocketAddr),
+    /// How many of the receive buffers were filled.
+    Own(usize),
     Nothing,
     SourceGone,
 }
 
-async fn next_datagram(source: &mut Source, t: &dyn Transport, buf: &mut [u8]) -> Incoming {
+async fn next_datagram(
+    source: &mut Source,
+    t: &dyn Transport,
+    bufs: &mut [Vec<u8>],
+    meta: &mut [Received],
+) -> Incoming {
     match source {
         Source::Listener(rx) => match rx.recv().await {
             Some(d) => Incoming::Data(d),
             None => Incoming::SourceGone,
         },
-        Source::Own => match transport::recv_from(t, buf).await {
-            Ok((n, from)) => Incoming::Own(n, from),
+        Source::Own => match transport::recv_many(t, bufs, meta).await {
+            Ok(n) => Incoming::Own(n),
             // ICMP errors and the like: the protocol copes with loss.
             Err(_) => Incoming::Nothing,
         },

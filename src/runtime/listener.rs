@@ -21,7 +21,7 @@ use super::routing::{well_formed, Room, Route, Table};
 use super::shared::Shared;
 use super::stats::{ListenerCounters, ListenerStats};
 use super::stream::{random_conv, KcpStream};
-use super::transport::{self, Transport};
+use super::transport::{self, Received, Transport};
 use super::udp;
 use crate::engine::{conv_of, HEADER_LEN};
 
@@ -128,6 +128,10 @@ impl Default for ListenerLimits {
         }
     }
 }
+
+/// Receive buffers of the listener's task (64 KiB each): one `recvmmsg`
+/// takes up to this many datagrams, or GRO trains, at once.
+const RECV_BATCH: usize = 32;
 
 /// Accepts KCP connections on one transport and routes datagrams by
 /// (peer address, conversation id).
@@ -322,7 +326,10 @@ impl Router {
         let span = tracing::debug_span!("kcp_listener", local = %self.local);
         debug!(parent: &span, "listener started");
         let (gone_tx, mut gone_rx) = mpsc::unbounded_channel::<Event>();
-        let mut buf = vec![0u8; 65_536];
+        // One batch per wake-up: up to RECV_BATCH buffers of datagrams (each
+        // large enough for a GRO train), routed before the next receive.
+        let mut bufs = vec![vec![0u8; 65_536]; RECV_BATCH];
+        let mut meta = vec![Received::default(); RECV_BATCH];
         let mut accepting = true;
         let mut recv_errors = 0u32;
         loop {
@@ -332,11 +339,15 @@ impl Router {
             let expiry = self.table.next_expiry();
             tokio::select! {
                 _ = sleep_until_some(expiry) => self.expire_half_open(),
-                r = transport::recv_from(&*self.transport, &mut buf) => match r {
-                    Ok((n, peer)) => {
+                r = transport::recv_many(&*self.transport, &mut bufs, &mut meta) => match r {
+                    Ok(n) => {
                         recv_errors = 0;
-                        ListenerCounters::bump(&self.counters.datagrams);
-                        self.route(&buf[..n], peer, accepting, &gone_tx);
+                        for (buf, m) in bufs.iter().zip(&meta[..n]) {
+                            for d in m.datagrams(buf) {
+                                ListenerCounters::bump(&self.counters.datagrams);
+                                self.route(d, m.addr, accepting, &gone_tx);
+                            }
+                        }
                     }
                     Err(e) => {
                         // E.g. ICMP port unreachable surfacing on Windows; never fatal.

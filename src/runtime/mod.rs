@@ -100,7 +100,7 @@ pub use listener::{KcpListener, ListenerLimits};
 pub use memory::{LinkConditions, MemoryNetwork, MemoryNetworkStats, MemoryTransport};
 pub use stats::{ConnectionStats, ListenerStats};
 pub use stream::{KcpStream, OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
-pub use transport::Transport;
+pub use transport::{Received, Transport};
 pub use udp::SocketBuffers;
 
 /// The listener's routing table and admission policy without I/O, for the

@@ -1,21 +1,59 @@
 //! Where datagrams go: UDP by default, or any [`Transport`] you plug in.
 
 use std::fmt;
-use std::io;
+use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 
 use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 
 use super::udp::SocketBuffers;
 
+/// What one receive buffer of [`Transport::poll_recv_many`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// Who sent the datagrams.
+    pub addr: SocketAddr,
+    /// Bytes in the buffer.
+    pub len: usize,
+    /// Size of each datagram in the buffer: the buffer holds `len / stride`
+    /// datagrams of `stride` bytes, and a shorter last one if `len` is not a
+    /// multiple (a transport that receives coalesced datagrams, e.g. with
+    /// GRO); equal to `len` for a single datagram.
+    pub stride: usize,
+}
+
+impl Default for Received {
+    fn default() -> Self {
+        Received {
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            len: 0,
+            stride: 0,
+        }
+    }
+}
+
+impl Received {
+    /// The datagrams in `buf` (the buffer this describes).
+    pub fn datagrams<'a>(&self, buf: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let stride = if self.stride == 0 {
+            self.len
+        } else {
+            self.stride
+        };
+        buf[..self.len.min(buf.len())].chunks(stride.max(1))
+    }
+}
+
 /// An unreliable datagram carrier, shaped like an unconnected UDP socket.
 ///
 /// One task receives from a transport (the listener, or a client
 /// connection's driver); any number of tasks may send through it.
 /// Implement it to run KCP over something other than UDP; see
-/// [`MemoryNetwork`](super::MemoryNetwork) for an example.
+/// [`MemoryNetwork`](super::MemoryNetwork) for an example. The batch
+/// methods have one-datagram defaults; override them where the carrier
+/// can move several datagrams per call.
 pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// Sends one datagram to `target`.
     fn poll_send_to(
@@ -41,6 +79,54 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     fn socket_buffers(&self) -> Option<SocketBuffers> {
         None
     }
+
+    /// Sends datagrams to `target`: `contents` holds them back to back,
+    /// each `segment` bytes long but the last, which may be shorter.
+    /// Returns how many bytes of `contents` went, always whole datagrams
+    /// and at least one. The default sends the first datagram alone.
+    fn poll_send_segments(
+        &self,
+        cx: &mut Context<'_>,
+        contents: &[u8],
+        segment: usize,
+        target: SocketAddr,
+    ) -> Poll<io::Result<usize>> {
+        let one = contents.len().min(segment.max(1));
+        self.poll_send_to(cx, &contents[..one], target)
+    }
+
+    /// Receives into as many of `bufs` as datagrams are waiting (at least
+    /// one), describing each filled buffer in `meta`; returns how many
+    /// buffers were filled. The default receives one datagram.
+    fn poll_recv_many(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [Received],
+    ) -> Poll<io::Result<usize>> {
+        recv_one(self, cx, bufs, meta)
+    }
+}
+
+/// One datagram through `poll_recv_from`, in the shape of `poll_recv_many`.
+pub(crate) fn recv_one<T: Transport + ?Sized>(
+    t: &T,
+    cx: &mut Context<'_>,
+    bufs: &mut [IoSliceMut<'_>],
+    meta: &mut [Received],
+) -> Poll<io::Result<usize>> {
+    let (Some(buf), Some(m)) = (bufs.first_mut(), meta.first_mut()) else {
+        return Poll::Ready(Ok(0));
+    };
+    let mut rb = ReadBuf::new(buf);
+    let addr = ready!(t.poll_recv_from(cx, &mut rb))?;
+    let len = rb.filled().len();
+    *m = Received {
+        addr,
+        len,
+        stride: len,
+    };
+    Poll::Ready(Ok(1))
 }
 
 impl Transport for UdpSocket {
@@ -70,24 +156,39 @@ impl Transport for UdpSocket {
     }
 }
 
-/// Sends one datagram through `t`.
-pub(crate) async fn send_to(
+/// Sends back-to-back datagrams of `segment` bytes (the last may be
+/// shorter) through `t`, in as few calls as it takes.
+pub(crate) async fn send_segments(
     t: &dyn Transport,
-    buf: &[u8],
+    mut contents: &[u8],
+    segment: usize,
     target: SocketAddr,
-) -> io::Result<usize> {
-    std::future::poll_fn(|cx| t.poll_send_to(cx, buf, target)).await
+) -> io::Result<()> {
+    while !contents.is_empty() {
+        let n =
+            std::future::poll_fn(|cx| t.poll_send_segments(cx, contents, segment, target)).await?;
+        // A transport claiming nothing went would loop forever.
+        contents = &contents[n.clamp(1, contents.len())..];
+    }
+    Ok(())
 }
 
-/// Receives one datagram from `t`; returns its length and sender.
-pub(crate) async fn recv_from(
+/// Receives a batch from `t` into `bufs`; returns how many were filled.
+pub(crate) async fn recv_many(
     t: &dyn Transport,
-    buf: &mut [u8],
-) -> io::Result<(usize, SocketAddr)> {
-    std::future::poll_fn(|cx| {
-        let mut rb = ReadBuf::new(buf);
-        t.poll_recv_from(cx, &mut rb)
-            .map_ok(|addr| (rb.filled().len(), addr))
-    })
-    .await
+    bufs: &mut [Vec<u8>],
+    meta: &mut [Received],
+) -> io::Result<usize> {
+    std::future::poll_fn(|cx| poll_recv_many(t, cx, bufs, meta)).await
+}
+
+/// One `poll_recv_many` over owned buffers.
+pub(crate) fn poll_recv_many(
+    t: &dyn Transport,
+    cx: &mut Context<'_>,
+    bufs: &mut [Vec<u8>],
+    meta: &mut [Received],
+) -> Poll<io::Result<usize>> {
+    let mut slices: Vec<IoSliceMut<'_>> = bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+    t.poll_recv_many(cx, &mut slices, meta)
 }
