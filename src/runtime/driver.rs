@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, trace, warn};
@@ -17,6 +17,7 @@ use super::config::KcpConfig;
 use super::error::{ConnectionError, KcpError, Timeout};
 use super::input_guard::{BytePool, InputGuard};
 use super::listener::Routed;
+use super::outbox::Outbox;
 use super::rng::Rng;
 use super::shared::Shared;
 use super::transport::{self, Received, Transport};
@@ -55,14 +56,11 @@ pub(crate) struct Driver {
     first_send: Option<Instant>,
     handles_gone_at: Option<Instant>,
     /// Datagrams produced by the engine, waiting to be sent.
-    outbox: Vec<Bytes>,
-    out_buf: BytesMut,
+    outbox: Outbox,
     recv_buf: BytesMut,
     /// A client's receive buffers and what the last receive put in them.
     rx_bufs: Vec<Vec<u8>>,
     rx_meta: Vec<Received>,
-    /// Runs of datagrams on their way to a batched send.
-    tx_run: Vec<u8>,
     loss: Rng,
     rejected: u64,
     /// Why the engine refused the peer's latest bad datagram: if nothing it
@@ -132,12 +130,10 @@ impl Driver {
             unacked_since: None,
             first_send: None,
             handles_gone_at: None,
-            outbox: Vec::new(),
-            out_buf: BytesMut::new(),
+            outbox: Outbox::default(),
             recv_buf: BytesMut::new(),
             rx_bufs: vec![vec![0; RECV_BUF]; rx_count],
             rx_meta: vec![Received::default(); rx_count],
-            tx_run: Vec::new(),
             rejected: 0,
             last_rejection: None,
             simulated_drops: 0,
@@ -267,7 +263,6 @@ impl Driver {
         let Driver {
             kcp,
             outbox,
-            out_buf,
             advertised_wnd: advertised,
             window_reopened: reopened,
             ..
@@ -279,8 +274,7 @@ impl Driver {
                 *reopened |= *advertised == 0 && wnd > 0;
                 *advertised = wnd;
             }
-            out_buf.extend_from_slice(d);
-            outbox.push(out_buf.split().freeze());
+            outbox.push(d);
         };
         kcp.update(now, &mut out);
         if flush {
@@ -348,7 +342,7 @@ impl Driver {
         };
         let mut v = Vec::with_capacity(HEADER_LEN);
         hdr.encode(&mut v);
-        self.outbox.push(Bytes::from(v));
+        self.outbox.push(&v);
         self.advertised_wnd = wnd;
     }
 
@@ -566,32 +560,28 @@ impl Driver {
             .for_each(|w| w.wake());
     }
 
-    /// Sends the outbox. Consecutive datagrams of one size (a full-MTU
-    /// burst), the last possibly shorter, go as one run, which a batching
-    /// transport sends in one call (GSO).
+    /// Sends the outbox: each run of equal-sized datagrams (a full-MTU
+    /// burst, the last possibly shorter) in one call of a batching
+    /// transport (GSO).
     async fn transmit(&mut self) {
-        let mut run = std::mem::take(&mut self.tx_run);
-        let mut segment = 0;
-        for d in std::mem::take(&mut self.outbox) {
-            if self.loss.chance(self.config.simulated_loss) {
-                self.simulated_drops += 1;
-                continue;
-            }
-            // A longer datagram, or any after a shorter one, starts a new run.
-            if !run.is_empty() && (d.len() > segment || run.len() % segment != 0) {
-                send_run(&*self.transport, self.peer, &run, segment).await;
-                run.clear();
-            }
-            if run.is_empty() {
-                segment = d.len();
-            }
-            run.extend_from_slice(&d);
+        if self.outbox.is_empty() {
+            return;
         }
-        if !run.is_empty() {
-            send_run(&*self.transport, self.peer, &run, segment).await;
-            run.clear();
+        if self.config.simulated_loss > 0.0 {
+            // Tests only: each datagram drawn against the loss rate.
+            for d in self.outbox.datagrams() {
+                if self.loss.chance(self.config.simulated_loss) {
+                    self.simulated_drops += 1;
+                    continue;
+                }
+                send_run(&*self.transport, self.peer, d, d.len()).await;
+            }
+        } else {
+            for (run, segment) in self.outbox.runs() {
+                send_run(&*self.transport, self.peer, run, segment).await;
+            }
         }
-        self.tx_run = run;
+        self.outbox.clear();
     }
 
     /// Whether the connection is over: `Some(Some(err))` failed,

@@ -84,6 +84,7 @@ mod error;
 mod input_guard;
 mod listener;
 mod memory;
+mod outbox;
 pub mod presets;
 mod rng;
 mod routing;
