@@ -32,7 +32,11 @@ NAMES = {
     "tokio_kcp": "tokio_kcp 0.9.8 (flush on write and after input, 4 MB socket buffers)",
     "tcp": "tokio `TcpStream` (TCP_NODELAY)",
 }
-UDP = {"udp": "raw UDP, one `sendto` per datagram", "udp-mmsg": "raw UDP, `sendmmsg` 32 per call"}
+UDP = {
+    "udp": "raw UDP, one `sendto` per datagram",
+    "udp-mmsg": "raw UDP, `sendmmsg` 32 per call",
+    "udp-gso": "raw UDP, GSO `sendmsg` 46 per call",
+}
 
 
 def command(impl, *args):
@@ -110,7 +114,7 @@ def main():
                 res = measure(impl, test, arg, limit)
                 raw.setdefault((impl, test), []).append(res)
                 print(f"round {r + 1} {impl} {test}: {json.dumps(res)}", flush=True)
-        for impl in ("udp", "udp-mmsg"):
+        for impl in UDP:
             res = measure(impl, "blast", args.bytes, 120)
             raw.setdefault((impl, "blast"), []).append(res)
             print(f"round {r + 1} {impl} blast: {json.dumps(res)}", flush=True)

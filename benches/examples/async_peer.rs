@@ -7,14 +7,15 @@
 //! async_peer client <impl> <addr> bulk <bytes> echo <bytes>, every byte checked
 //! async_peer client <impl> <addr> rtt <count>  64-byte messages at 1,000/s
 //! async_peer client <impl> <addr> soak <secs>  fast writer, slow reader: longest gap
-//! async_peer client udp|udp-mmsg <addr> blast <bytes>  raw datagrams, one way
+//! async_peer client udp|udp-mmsg|udp-gso <addr> blast <bytes>  raw datagrams, one way
 //! ```
 //!
 //! `<impl>`: `ours` (`KcpStream` / `KcpListener`, only the KCP knobs set),
 //! `tokio_kcp` (0.9.8 with its flush-on-write options, on sockets with 4 MB
 //! buffers), `tcp` (tokio, TCP_NODELAY), and for the raw-UDP ceiling `udp`
-//! (one `sendto`/`recvfrom` per datagram) and `udp-mmsg` (`sendmmsg` /
-//! `recvmmsg`, 32 per call). Every KCP implementation runs in stream mode,
+//! (one `sendto`/`recvfrom` per datagram), `udp-mmsg` (`sendmmsg` /
+//! `recvmmsg`, 32 per call) and `udp-gso` (one `sendmsg` of 46 datagrams
+//! with UDP GSO, as `KcpStream` sends bursts; received with `recvmmsg`). Every KCP implementation runs in stream mode,
 //! MTU 1400, windows 1024/1024, nodelay 1, interval 10 ms, resend 2, no
 //! congestion window; kcp-go runs the same protocol from `benches/go`.
 
@@ -164,10 +165,10 @@ async fn serve(imp: &str) {
                 tokio::spawn(echo(s));
             }
         }
-        "udp" | "udp-mmsg" => {
+        "udp" | "udp-mmsg" | "udp-gso" => {
             let s = udp_socket("127.0.0.1:0");
             announce(s.local_addr().unwrap());
-            let batched = imp == "udp-mmsg";
+            let batched = imp != "udp";
             tokio::task::spawn_blocking(move || udp_sink(s, batched))
                 .await
                 .unwrap();
@@ -283,6 +284,39 @@ fn send_mmsg(fd: std::os::fd::RawFd, buf: &[u8], count: usize, to: &libc::sockad
         } else {
             sent as usize
         }
+    }
+}
+
+/// Datagrams per GSO send: as many 1400-byte datagrams as fit in 64 KB.
+const GSO_SEGMENTS: usize = 46;
+
+/// One `sendmsg` of `train` as back-to-back `DATAGRAM`-byte datagrams
+/// (UDP GSO); whether it went.
+fn send_gso(fd: std::os::fd::RawFd, train: &[u8], to: &libc::sockaddr_in) -> bool {
+    // SAFETY: CMSG_SPACE is arithmetic on its argument.
+    let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<u16>() as u32) } as usize;
+    let mut control = vec![0u64; space.div_ceil(8)];
+    // SAFETY: the iovec, address and control buffer outlive the call; the
+    // control buffer is u64-aligned and CMSG_SPACE bytes long, so the first
+    // header and its u16 payload fit.
+    unsafe {
+        let mut iov = libc::iovec {
+            iov_base: train.as_ptr() as *mut libc::c_void,
+            iov_len: train.len(),
+        };
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_name = (to as *const libc::sockaddr_in as *mut libc::sockaddr_in).cast();
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_UDP;
+        (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<u16>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), DATAGRAM as u16);
+        libc::sendmsg(fd, &msg, 0) >= 0
     }
 }
 
@@ -441,9 +475,10 @@ async fn soak(s: Box<dyn Duplex>, secs: f64) -> String {
 
 /// Raw datagrams of `DATAGRAM` bytes, `total` bytes' worth, as fast as the
 /// socket takes them; the sink measures what arrived and over how long.
-fn blast(addr: SocketAddr, total: u64, batched: bool) -> String {
+fn blast(addr: SocketAddr, total: u64, batched: bool, gso: bool) -> String {
     let s = udp_socket("127.0.0.1:0");
     let buf = [0x5au8; DATAGRAM];
+    let train = vec![0x5au8; DATAGRAM * GSO_SEGMENTS];
     let count = total.div_ceil(DATAGRAM as u64) as usize;
     let SocketAddr::V4(v4) = addr else {
         bail("blast", "IPv4 only")
@@ -459,7 +494,12 @@ fn blast(addr: SocketAddr, total: u64, batched: bool) -> String {
     let start = Instant::now();
     let mut sent = 0;
     while sent < count {
-        if batched {
+        if gso {
+            let n = (count - sent).min(GSO_SEGMENTS);
+            if send_gso(s.as_raw_fd(), &train[..n * DATAGRAM], &to) {
+                sent += n;
+            }
+        } else if batched {
             sent += send_mmsg(s.as_raw_fd(), &buf, (count - sent).min(32), &to);
         } else if s.send_to(&buf, addr).is_ok() {
             sent += 1;
@@ -486,8 +526,8 @@ fn blast(addr: SocketAddr, total: u64, batched: bool) -> String {
 async fn client(imp: &str, addr: SocketAddr, test: &str, arg: &str) -> String {
     if test == "blast" {
         let total: u64 = arg.parse().unwrap_or_else(|e| bail("bytes", e));
-        let batched = imp == "udp-mmsg";
-        return tokio::task::spawn_blocking(move || blast(addr, total, batched))
+        let (batched, gso) = (imp == "udp-mmsg", imp == "udp-gso");
+        return tokio::task::spawn_blocking(move || blast(addr, total, batched, gso))
             .await
             .unwrap();
     }
