@@ -191,6 +191,17 @@ impl Transport for CookieTransport {
         self.inner.poll_recv_from(cx, buf)
     }
 
+    // Batches as the inner transport takes them: a GRO train must not be
+    // read one datagram at a time.
+    fn poll_recv_many(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [std::io::IoSliceMut<'_>],
+        meta: &mut [super::transport::Received],
+    ) -> Poll<io::Result<usize>> {
+        self.inner.poll_recv_many(cx, bufs, meta)
+    }
+
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.inner.local_addr()
     }

@@ -156,6 +156,15 @@ impl Transport for UdpSocket {
     }
 }
 
+/// Sends one datagram through `t`.
+pub(crate) async fn send_to(
+    t: &dyn Transport,
+    buf: &[u8],
+    target: SocketAddr,
+) -> io::Result<usize> {
+    std::future::poll_fn(|cx| t.poll_send_to(cx, buf, target)).await
+}
+
 /// Sends back-to-back datagrams of `segment` bytes (the last may be
 /// shorter) through `t`, in as few calls as it takes.
 pub(crate) async fn send_segments(
@@ -171,6 +180,19 @@ pub(crate) async fn send_segments(
         contents = &contents[n.clamp(1, contents.len())..];
     }
     Ok(())
+}
+
+/// Receives one datagram from `t`; returns its length and sender.
+pub(crate) async fn recv_from(
+    t: &dyn Transport,
+    buf: &mut [u8],
+) -> io::Result<(usize, SocketAddr)> {
+    std::future::poll_fn(|cx| {
+        let mut rb = ReadBuf::new(buf);
+        t.poll_recv_from(cx, &mut rb)
+            .map_ok(|addr| (rb.filled().len(), addr))
+    })
+    .await
 }
 
 /// Receives a batch from `t` into `bufs`; returns how many were filled.
