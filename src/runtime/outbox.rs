@@ -3,6 +3,9 @@
 //! one call (GSO), so a flush costs neither an allocation nor a copy per
 //! datagram.
 
+/// Bytes of buffer an idle outbox keeps.
+const KEEP: usize = 64 << 10;
+
 /// Consecutive datagrams of one size, the last possibly shorter.
 #[derive(Debug, Clone, Copy)]
 struct Run {
@@ -70,9 +73,12 @@ impl Outbox {
         })
     }
 
-    /// Empties it, keeping its memory.
+    /// Empties it, keeping up to [`KEEP`] bytes of its memory: a burst of
+    /// a large window (1,024 segments: 1.4 MB) is not held for the
+    /// connection's life.
     pub(crate) fn clear(&mut self) {
         self.data.clear();
+        self.data.shrink_to(KEEP);
         self.ends.clear();
         self.runs.clear();
     }
@@ -103,6 +109,11 @@ mod tests {
         assert_eq!(lens, vec![1400, 1400, 1400, 300, 1400, 24, 24, 100, 1400]);
         o.clear();
         assert!(o.is_empty());
+        for _ in 0..1000 {
+            o.push(&[0; 1400]);
+        }
+        o.clear();
+        assert!(o.data.capacity() <= KEEP, "a burst's memory is given back");
         assert_eq!(o.runs().count(), 0);
     }
 }
