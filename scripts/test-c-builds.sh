@@ -284,20 +284,48 @@ CMAKE
     timeout 120 "$repo/c-examples/run-echo-pair.sh" "$dir/build/udp_echo_server" "$dir/build/udp_echo_client"
 }
 
+# Upstream 2.1.1's sources (the tests' 2.x oracle), as ffi-tests finds
+# them: prints their directory, or nothing after a skip line when they are
+# missing; fails instead when IKCP_REQUIRE_2X=1 (CI).
+find_reference2() {
+    local ref2=${IKCP_REF_2X:-$repo/../shared/reference/kcp-2.1.1}
+    if [ -f "$ref2/ikcp.c" ]; then
+        echo "$ref2"
+    elif [ "${IKCP_REQUIRE_2X:-}" = 1 ]; then
+        echo "IKCP_REQUIRE_2X=1 but $ref2 holds no ikcp.c" >&2
+        return 1
+    else
+        echo "2.x comparison skipped: set IKCP_REF_2X to a checkout of upstream kcp tag 2.1.1" >&2
+    fi
+}
+
+abi2_examples_print_what_upstream_2x_prints() {
+    local ref2
+    ref2=$(find_reference2)
+    [ -n "$ref2" ] || return 0
+    mkdir -p "$work/bin"
+    cc -O2 -c -o "$work/bin/ikcp2-upstream.o" "$ref2/ikcp.c"
+    cc -O2 -I"$ref2" -o "$work/bin/lossy_link_demo-upstream2" \
+        "$repo/c-examples/lossy_link_demo.c" "$work/bin/ikcp2-upstream.o"
+    c++ -O2 -I"$ref2" -o "$work/bin/cpp_loopback-upstream2" \
+        "$repo/c-examples/cpp_loopback.cpp" "$work/bin/ikcp2-upstream.o"
+    cc "${strict_c[@]}" -I"$repo/include/v2" -o "$work/bin/lossy_link_demo-abi2" \
+        "$repo/c-examples/lossy_link_demo.c" "$out2/libkcp.a" $native_libs
+    c++ "${strict_cxx[@]}" -I"$repo/include/v2" -o "$work/bin/cpp_loopback-abi2" \
+        "$repo/c-examples/cpp_loopback.cpp" "$out2/libkcp.a" $native_libs
+    same_output lossy_link_demo-abi2 lossy_link_demo-upstream2
+    same_output lossy_link_demo-abi2 lossy_link_demo-upstream2 -r 300 -j 80 -l 30 -n 200 -g 30 -s 12345
+    same_output cpp_loopback-abi2 cpp_loopback-upstream2
+}
+
 abi2_drop_in_relay() {
     cp -r "$repo/c-examples/drop_in" "$work/drop_in2"
     make -C "$work/drop_in2" KCP_ROOT="$repo" ABI=2
     "$work/drop_in2/out/libkcp2/relay" >"$work/relay2-libkcp.out"
-    # Upstream 2.1.1's ikcp.c must print the same (the tests' 2.x oracle).
-    local ref2=${IKCP_REF_2X:-$repo/../shared/reference/kcp-2.1.1}
-    if [ ! -f "$ref2/ikcp.c" ]; then
-        if [ "${IKCP_REQUIRE_2X:-}" = 1 ]; then
-            echo "IKCP_REQUIRE_2X=1 but $ref2 holds no ikcp.c"
-            return 1
-        fi
-        echo "2.x comparison skipped: set IKCP_REF_2X to a checkout of upstream kcp tag 2.1.1"
-        return 0
-    fi
+    # Upstream 2.1.1's ikcp.c must print the same.
+    local ref2
+    ref2=$(find_reference2)
+    [ -n "$ref2" ] || return 0
     make -C "$work/drop_in2" IKCP_C="$ref2/ikcp.c" O=out/upstream2
     "$work/drop_in2/out/upstream2/relay" >"$work/relay2-upstream.out"
     diff -u "$work/relay2-upstream.out" "$work/relay2-libkcp.out"
@@ -605,6 +633,8 @@ check "make install ABI=2 and cmake -DKCP_ABI=2 --install produce the same tree"
 check "cmake find_package (2.x tree): build and run the examples and a 2.x program" 900 \
     abi2_find_package_consumer
 check "drop_in: relay built with make ABI=2 prints what upstream 2.1.1 prints" 300 abi2_drop_in_relay
+check "lossy_link_demo, cpp_loopback on libkcp 2.x print what upstream 2.1.1 prints" 300 \
+    abi2_examples_print_what_upstream_2x_prints
 
 if [ "$failed" -gt 0 ]; then
     printf 'failed: %s\n' "${failures[@]}"

@@ -92,9 +92,13 @@ impl Window {
 /// Every method has a default: the three window updates (`on_ack`,
 /// `on_fast_retransmit`, `on_timeout`) default to the built-in algorithm,
 /// the others do nothing, and `pacing_budget` sets no limit. So
-/// [`BuiltIn`], which overrides nothing, behaves like an engine without a
-/// controller (except that a controller's window applies even with
-/// `nocwnd`), and a controller overrides only what it changes.
+/// [`BuiltIn`], which overrides nothing, behaves like an engine of
+/// [`Flavour::V2`](super::Flavour::V2) without a controller, and a
+/// controller overrides only what it changes. Installed on a
+/// [`Flavour::V1`](super::Flavour::V1) engine, a controller still follows
+/// 2.x's rules, which are the ones that define its hooks: the window
+/// applies even with `nocwnd`, and the default `on_timeout` halves the
+/// window at the start of the flush (1.x halves the effective window).
 ///
 /// Install one with [`Kcp::set_congestion_control`](super::Kcp::set_congestion_control).
 pub trait CongestionControl: Send {
