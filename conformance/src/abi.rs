@@ -104,6 +104,8 @@ pub struct FamilyReport {
     pub datagrams: u64,
     pub datagram_bytes: u64,
     pub log_lines: u64,
+    /// Lines the C congestion controllers logged, compared (--flavour 2).
+    pub controller_lines: u64,
     pub divergences: usize,
     pub diverged_seeds: Vec<u64>,
     /// Expected outcomes no scenario reached (only judged from 300
@@ -329,6 +331,7 @@ pub fn run(args: &Args) -> Result<bool, String> {
                     datagrams: run.counters.datagrams,
                     datagram_bytes: run.counters.datagram_bytes,
                     log_lines: run.counters.log_lines,
+                    controller_lines: run.counters.cc_lines,
                     divergences: run.diverged.len(),
                     diverged_seeds: run.diverged.clone(),
                     missing_coverage: missing,
@@ -382,6 +385,7 @@ pub fn run(args: &Args) -> Result<bool, String> {
                     datagrams: counters.datagrams,
                     datagram_bytes: counters.datagram_bytes,
                     log_lines: counters.log_lines,
+                    controller_lines: counters.cc_lines,
                     divergences: divergence.is_some() as usize,
                     diverged_seeds: divergence.iter().map(|f| f.seed).collect(),
                     missing_coverage: Vec::new(),

@@ -192,10 +192,19 @@ fn flavour_2_our_abi2_library_conforms_with_controllers() {
     assert_eq!(r["conformant"], true);
     assert_eq!(r["flavour"], 2);
     assert!(r["reference"].as_str().unwrap().contains("2.x"), "{r}");
-    for f in r["families"].as_array().unwrap() {
+    let families = r["families"].as_array().unwrap();
+    for f in families {
         assert_eq!(f["divergences"], 0, "{f}");
         assert!(f["datagrams"].as_u64().unwrap() > 0, "{f}");
     }
+    let controller_lines: u64 = families
+        .iter()
+        .map(|f| f["controller_lines"].as_u64().unwrap())
+        .sum();
+    assert!(
+        controller_lines > 1000,
+        "controllers barely ran: {controller_lines}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
