@@ -119,6 +119,10 @@ async fn good_client(mut c: KcpStream, id: u32, stop: Arc<AtomicBool>) -> (Vec<D
 
 #[tokio::main]
 async fn main() {
+    // Log lines on `RUST_LOG=debug` (e.g. `RUST_LOG=kcp=debug cargo run --example hostile_flood`).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
     let o = options();
     let mut local_server = None;
     let addr = match o.target {

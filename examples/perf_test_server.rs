@@ -23,6 +23,10 @@ fn preset(name: &str) -> Option<KcpConfig> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Log lines on `RUST_LOG=debug` (e.g. `RUST_LOG=kcp=debug cargo run --example perf_test_server`).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (Some(addr), Some(name)) = (args.first(), args.get(1)) else {
         eprintln!(

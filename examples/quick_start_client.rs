@@ -11,6 +11,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Added to the seed's code: log lines on `RUST_LOG=debug` (e.g. `RUST_LOG=kcp=debug cargo run --example quick_start_client`).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
     let config = KcpConfig::new().fast_mode();
     let mut stream = KcpStream::connect("127.0.0.1:12345".parse()?, config).await?;
 

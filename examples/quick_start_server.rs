@@ -14,6 +14,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 #[allow(unused_mut)]
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Added to the seed's code: log lines on `RUST_LOG=debug` (e.g. `RUST_LOG=kcp=debug cargo run --example quick_start_server`).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
     let config = KcpConfig::realtime();
     let mut listener = KcpListener::bind("127.0.0.1:12345".parse()?, config).await?;
 

@@ -6,6 +6,10 @@ use kcp::runtime::{KcpConfig, KcpListener, KcpStream};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
+    // Log lines on `RUST_LOG=debug` (e.g. `RUST_LOG=kcp=debug cargo run --example simple_echo`).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
     let listener = KcpListener::bind("127.0.0.1:0".parse().unwrap(), KcpConfig::realtime()).await?;
     let addr = listener.local_addr();
     println!("server listening on {addr}");

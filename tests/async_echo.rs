@@ -1,5 +1,7 @@
 //! Echo over real UDP on 127.0.0.1, in stream and message mode, for every preset.
 
+mod support;
+
 use std::time::Duration;
 
 use kcp::runtime::{KcpConfig, KcpListener, KcpStream};
@@ -101,6 +103,7 @@ async fn stream_echo(name: &str, config: KcpConfig) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_every_preset_in_both_modes() {
+    support::init_tracing();
     let mut tasks = Vec::new();
     for (name, config) in presets() {
         let c = config.clone();
@@ -124,6 +127,7 @@ async fn echo_every_preset_in_both_modes() {
 
 #[tokio::test]
 async fn invalid_config_is_refused_with_a_clear_error() {
+    support::init_tracing();
     let err = KcpStream::connect("127.0.0.1:9".parse().unwrap(), KcpConfig::new().mtu(10))
         .await
         .unwrap_err();
@@ -140,6 +144,7 @@ async fn invalid_config_is_refused_with_a_clear_error() {
 
 #[tokio::test]
 async fn oversized_message_is_refused() {
+    support::init_tracing();
     let listener = KcpListener::bind("127.0.0.1:0".parse().unwrap(), KcpConfig::testing(0.0))
         .await
         .unwrap();

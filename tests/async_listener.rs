@@ -1,5 +1,7 @@
 //! One listener, many peers, hostile datagrams (real UDP on 127.0.0.1).
 
+mod support;
+
 use std::time::Duration;
 
 use kcp::engine::{Command, SegmentHeader};
@@ -42,6 +44,7 @@ async fn chat(addr: std::net::SocketAddr, id: u32, rounds: u32) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_concurrent_connections_on_one_socket() {
+    support::init_tracing();
     let listener = KcpListener::bind("127.0.0.1:0".parse().unwrap(), KcpConfig::testing(0.0))
         .await
         .unwrap();
@@ -78,6 +81,7 @@ fn segment(conv: u32, cmd: u8, sn: u32, len_field: u32, payload: &[u8]) -> Vec<u
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_does_not_disturb_good_clients() {
+    support::init_tracing();
     let listener = KcpListener::bind("127.0.0.1:0".parse().unwrap(), KcpConfig::testing(0.0))
         .await
         .unwrap();
@@ -158,6 +162,7 @@ async fn garbage_does_not_disturb_good_clients() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backlog_and_connection_limits_hold() {
+    support::init_tracing();
     use kcp::runtime::ListenerLimits;
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let limits = ListenerLimits {

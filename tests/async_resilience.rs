@@ -1,5 +1,7 @@
 //! Bad networks (in-memory, seeded), vanished peers and graceful shutdown.
 
+mod support;
+
 use std::io::ErrorKind;
 use std::time::Duration;
 
@@ -88,21 +90,25 @@ async fn lossy(loss: f64, jitter_ms: u64, duplicate: f64, seed: u64, len: usize)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_ten_percent_loss() {
+    support::init_tracing();
     lossy(0.10, 0, 0.0, 0x10, 300_000).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_thirty_percent_loss() {
+    support::init_tracing();
     lossy(0.30, 0, 0.0, 0x30, 100_000).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn survives_reordering_and_duplication() {
+    support::init_tracing();
     lossy(0.05, 15, 0.2, 0xd0, 200_000).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_survive_loss_with_boundaries_intact() {
+    support::init_tracing();
     let seed = 0x3e55;
     let net = MemoryNetwork::new(LinkConditions {
         loss: 0.2,
@@ -141,6 +147,7 @@ async fn messages_survive_loss_with_boundaries_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_loses_nothing() {
+    support::init_tracing();
     let seed = 0x5d;
     let net = MemoryNetwork::new(LinkConditions {
         loss: 0.1,
@@ -179,6 +186,7 @@ async fn graceful_shutdown_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_stream_still_delivers_what_it_wrote() {
+    support::init_tracing();
     let net = MemoryNetwork::new(LinkConditions {
         loss: 0.1,
         seed: 77,
@@ -206,6 +214,7 @@ async fn dropped_stream_still_delivers_what_it_wrote() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vanished_peer_ends_in_idle_timeout() {
+    support::init_tracing();
     let net = MemoryNetwork::new(LinkConditions::default());
     let config = KcpConfig::new()
         .fast_mode()
@@ -250,6 +259,7 @@ async fn vanished_peer_ends_in_idle_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unacknowledged_data_ends_in_dead_link() {
+    support::init_tracing();
     let net = MemoryNetwork::new(LinkConditions {
         loss: 1.0,
         ..Default::default()
@@ -277,6 +287,7 @@ async fn unacknowledged_data_ends_in_dead_link() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_server_ends_in_connect_timeout() {
+    support::init_tracing();
     let net = MemoryNetwork::new(LinkConditions::default());
     let config = KcpConfig::new()
         .fast_mode()

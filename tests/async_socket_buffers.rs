@@ -1,6 +1,8 @@
 //! The UDP sockets the library creates get the kernel buffers `KcpConfig`
 //! asks for, and the stats report what the OS granted (real UDP on 127.0.0.1).
 
+mod support;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -48,6 +50,7 @@ fn assert_granted(got: Option<SocketBuffers>, what: &str) {
 
 #[tokio::test]
 async fn listener_and_client_apply_and_report_socket_buffers() {
+    support::init_tracing();
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let config = KcpConfig::fast();
     assert_eq!(config.socket_recv_buffer, Some(4 << 20));
@@ -72,6 +75,7 @@ async fn listener_and_client_apply_and_report_socket_buffers() {
 
 #[tokio::test]
 async fn none_keeps_the_os_default() {
+    support::init_tracing();
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let config = KcpConfig::fast()
         .socket_send_buffer(None)
@@ -86,6 +90,7 @@ async fn none_keeps_the_os_default() {
 
 #[tokio::test]
 async fn zero_is_refused_and_other_transports_report_none() {
+    support::init_tracing();
     let err = KcpConfig::new()
         .socket_recv_buffer(Some(0))
         .validate()

@@ -4,6 +4,8 @@
 //! later). Runs over the in-memory network with tokio's paused clock, so the
 //! durations below are virtual time and the runs are reproducible.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -134,6 +136,7 @@ async fn slow_reader(
 
 #[tokio::test(start_paused = true)]
 async fn reading_reopens_a_closed_window_without_the_senders_probe() {
+    support::init_tracing();
     // Without loss the engine's own window update is enough, once a flush
     // waiting for acknowledgements no longer spins with the connection task
     // (it did, and virtual time stood still).
@@ -153,6 +156,7 @@ async fn reading_reopens_a_closed_window_without_the_senders_probe() {
 
 #[tokio::test(start_paused = true)]
 async fn a_lost_window_update_is_repeated() {
+    support::init_tracing();
     // With loss the single update the engine sends can be lost; the
     // receiver repeats it until data flows again.
     for (seed, loss, every) in [

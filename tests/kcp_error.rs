@@ -2,6 +2,8 @@
 //! happened, and survives the trip through `io::Error` (`AsyncRead` /
 //! `AsyncWrite`) with a meaningful `kind()`.
 
+mod support;
+
 use std::io::{self, ErrorKind};
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use tokio::time::timeout;
 
 #[tokio::test]
 async fn invalid_config_names_the_field() {
+    support::init_tracing();
     let err = KcpStream::connect("127.0.0.1:9".parse().unwrap(), KcpConfig::new().mtu(10))
         .await
         .unwrap_err();
@@ -43,6 +46,7 @@ async fn invalid_config_names_the_field() {
 
 #[tokio::test]
 async fn oversized_message_is_a_buffer_error_with_both_sizes() {
+    support::init_tracing();
     let net = MemoryNetwork::new(LinkConditions::default());
     let config = KcpConfig::testing(0.0);
     let max = config.max_message_size();
@@ -59,6 +63,7 @@ async fn oversized_message_is_a_buffer_error_with_both_sizes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_after_shutdown_keeps_its_kcp_error_inside_io_error() {
+    support::init_tracing();
     let net = MemoryNetwork::new(LinkConditions::default());
     let config = KcpConfig::testing(0.0);
     let listener = KcpListener::with_transport(net.bind(None), config.clone()).unwrap();
@@ -104,6 +109,7 @@ async fn write_after_shutdown_keeps_its_kcp_error_inside_io_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_peer_is_a_connect_timeout_naming_the_duration() {
+    support::init_tracing();
     let net = MemoryNetwork::new(LinkConditions::default());
     let after = Duration::from_millis(300);
     let peer = "10.0.0.2:1".parse().unwrap();
@@ -137,6 +143,7 @@ async fn silent_peer_is_a_connect_timeout_naming_the_duration() {
 /// conversation id: present, but not speaking this connection's KCP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_answering_garbage_is_a_protocol_error() {
+    support::init_tracing();
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let peer = socket.local_addr().unwrap();
     let echo = tokio::spawn(async move {

@@ -1,10 +1,13 @@
 //! The kcp-tokio README's configuration section, as written (crate name
 //! aside): its preset calls, its table of modes and its custom builder chain.
 
+mod support;
+
 use kcp::KcpConfig;
 
 #[test]
 fn seed_performance_presets_compile_and_validate() {
+    support::init_tracing();
     // Gaming - ultra-low latency (3ms update interval)
     let config = KcpConfig::gaming();
     config.validate().unwrap();
@@ -29,6 +32,7 @@ fn seed_performance_presets_compile_and_validate() {
 /// table says, through the builder and the constructor.
 #[test]
 fn seed_mode_table_holds_for_both_forms() {
+    support::init_tracing();
     let table = [
         (
             "Normal",
@@ -74,6 +78,7 @@ fn seed_mode_table_holds_for_both_forms() {
 
 #[test]
 fn seed_custom_configuration_chain() {
+    support::init_tracing();
     use std::time::Duration;
 
     let config = KcpConfig::new()

@@ -3,6 +3,8 @@
 //! `examples/quick_start_client.rs` sends "Hello, KCP!" and reads the echo.
 //! Both files are included here unchanged and their `main`s called.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 type MainResult = Result<(), Box<dyn std::error::Error>>;
@@ -28,6 +30,7 @@ fn kind_of(e: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> 
 
 #[test]
 fn seed_quick_start_client_talks_to_seed_quick_start_server() {
+    support::init_tracing();
     // The port is the seed's fixed 12345: another run of this test on the
     // same machine may hold it for a moment, so wait for it to free up.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -56,6 +59,7 @@ fn seed_quick_start_client_talks_to_seed_quick_start_server() {
 /// The seed's module path names the very same types (a compile-time check).
 #[test]
 fn async_kcp_path_names_the_same_types() {
+    support::init_tracing();
     fn same_stream(s: kcp::async_kcp::KcpStream) -> kcp::KcpStream {
         s
     }

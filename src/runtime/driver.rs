@@ -11,12 +11,13 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tracing::{debug, trace, warn};
+use tracing::{debug, trace, warn, Instrument};
 
 use super::config::KcpConfig;
 use super::error::{ConnectionError, KcpError, Timeout};
 use super::input_guard::{BytePool, InputGuard};
 use super::listener::Routed;
+use super::observe::{Observer, Role};
 use super::outbox::Outbox;
 use super::rng::Rng;
 use super::shared::Shared;
@@ -35,6 +36,8 @@ pub(crate) enum Source {
 const RECV_BUF: usize = 65_536;
 /// How many of them one receive call fills at most.
 const RECV_BATCH: usize = 4;
+/// Room reserved at a time for received data handed to the reader.
+const RECV_CHUNK: usize = 64 * 1024;
 /// How long a dropped stream keeps trying to deliver what it wrote.
 const LINGER_MAX: Duration = Duration::from_secs(30);
 
@@ -77,6 +80,10 @@ pub(crate) struct Driver {
     reopening: Option<Reopening>,
     /// Screens datagrams before the engine sees them (memory bounds).
     guard: InputGuard,
+    /// Log events (and metrics) from the stats after each event.
+    observer: Observer,
+    /// Wakes nothing: polls the transport without registering interest.
+    noop_waker: std::task::Waker,
 }
 
 /// Announcing that a window we advertised as closed has room again.
@@ -108,6 +115,14 @@ impl Driver {
         let mut kcp = Kcp::new(conv);
         config.apply(&mut kcp);
         let now = Instant::now();
+        let role = match source {
+            Source::Own => Role::Client,
+            Source::Listener(_) => Role::Server,
+        };
+        #[cfg(feature = "metrics")]
+        let _ = shared
+            .app_metrics
+            .set(super::metrics::AppMetrics::new(role));
         let rx_count = if matches!(source, Source::Own) {
             RECV_BATCH
         } else {
@@ -142,6 +157,8 @@ impl Driver {
             advertised_wnd: u16::MAX,
             window_reopened: false,
             reopening: None,
+            observer: Observer::new(role),
+            noop_waker: std::task::Waker::from(Arc::new(NoopWake)),
         }
     }
 
@@ -172,10 +189,14 @@ impl Driver {
     }
 
     /// Runs the connection until it fails or is dropped and drained.
-    pub(crate) async fn run(mut self) {
+    pub(crate) async fn run(self) {
+        // Every event of the connection, in the task or below, carries these.
         let span = tracing::debug_span!("kcp_conn", conv = self.kcp.conv(), peer = %self.peer);
-        let _ = &span;
-        debug!(parent: &span, "connection task started");
+        self.run_in_span().instrument(span).await
+    }
+
+    async fn run_in_span(mut self) {
+        debug!(local = %self.shared.local, "connection task started");
         self.update(true);
         let end = loop {
             self.pump();
@@ -229,10 +250,6 @@ impl Driver {
             }
         };
         self.transmit().await;
-        match &end {
-            Some(c) => debug!(parent: &span, error = %c, "connection closed"),
-            None => debug!(parent: &span, "connection finished"),
-        }
         self.publish_close(end);
         if let Some(f) = self.on_exit.take() {
             f();
@@ -240,6 +257,7 @@ impl Driver {
     }
 
     fn publish_close(&mut self, end: Option<KcpError>) {
+        let end_was_error = end.is_some();
         let mut st = self.shared.lock();
         st.closed = Some(end.unwrap_or(KcpError::Connection {
             peer: self.peer,
@@ -247,12 +265,16 @@ impl Driver {
         }));
         st.unacked = self.kcp.wait_snd();
         st.stats.refresh_engine(&self.kcp);
+        let last = Shared::current(&st);
+        let reason = st.closed.clone().filter(|_| end_was_error);
         let wakers = [
             st.read_waker.take(),
             st.write_waker.take(),
             st.flush_waker.take(),
         ];
         drop(st);
+        // Logged outside the lock: handles never wait for a log line.
+        self.observer.closed(&last, reason.as_ref());
         wakers.into_iter().flatten().for_each(|w| w.wake());
     }
 
@@ -441,8 +463,7 @@ impl Driver {
                     Err(_) => return,
                 },
                 Source::Own => {
-                    let waker = std::task::Waker::from(Arc::new(NoopWake));
-                    let mut waker_cx = std::task::Context::from_waker(&waker);
+                    let mut waker_cx = std::task::Context::from_waker(&self.noop_waker);
                     let polled = transport::poll_recv_many(
                         &*self.transport,
                         &mut waker_cx,
@@ -503,25 +524,45 @@ impl Driver {
         }
 
         let mut delivered = false;
-        while st.recv_queued < self.shared.recv_limit {
+        // In stream mode every segment is a message to the engine; the
+        // segments received together are handed over as one chunk, so the
+        // reader pays one queue entry (and no allocation) per batch.
+        let mut pending = 0;
+        while st.recv_queued + pending < self.shared.recv_limit {
             let Ok(n) = self.kcp.peek_size() else { break };
-            if self.recv_buf.capacity() < n {
-                self.recv_buf.reserve(n.max(64 * 1024));
+            if self.recv_buf.capacity() < pending + n {
+                if pending > 0 {
+                    // Hand over what is gathered before growing the buffer.
+                    let chunk = self.recv_buf.split().freeze();
+                    st.recv_queued += chunk.len();
+                    st.recv_queue.push_back(chunk);
+                    pending = 0;
+                }
+                self.recv_buf.reserve(n.max(RECV_CHUNK));
             }
-            self.recv_buf.resize(n, 0);
-            match self.kcp.recv(&mut self.recv_buf) {
+            self.recv_buf.resize(pending + n, 0);
+            match self.kcp.recv(&mut self.recv_buf[pending..]) {
                 Ok(m) => {
-                    self.recv_buf.truncate(m);
+                    self.recv_buf.truncate(pending + m);
+                    delivered = true;
+                    if self.shared.stream_mode {
+                        pending += m;
+                        continue;
+                    }
                     let msg = self.recv_buf.split().freeze();
                     st.recv_queued += msg.len();
                     st.recv_queue.push_back(msg);
-                    delivered = true;
                 }
                 Err(_) => {
-                    self.recv_buf.clear();
+                    self.recv_buf.truncate(pending);
                     break;
                 }
             }
+        }
+        if pending > 0 {
+            let chunk = self.recv_buf.split().freeze();
+            st.recv_queued += chunk.len();
+            st.recv_queue.push_back(chunk);
         }
 
         st.unacked = self.kcp.wait_snd();
@@ -535,6 +576,8 @@ impl Driver {
         st.stats.out_of_order_dropped = self.guard.counters.out_of_order_dropped;
         st.stats.send_buffer_bytes = st.send_queued;
         st.stats.recv_buffer_bytes = st.recv_queued;
+        let send_full = st.send_queued >= self.shared.send_limit;
+        let observed = st.stats;
         if st.handles_gone && self.handles_gone_at.is_none() {
             self.handles_gone_at = Some(Instant::now());
         }
@@ -554,6 +597,7 @@ impl Driver {
             None
         };
         drop(st);
+        self.observer.after_event(&observed, send_full);
         [read_waker, write_waker, flush_waker]
             .into_iter()
             .flatten()

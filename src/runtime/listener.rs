@@ -217,6 +217,11 @@ impl KcpListener {
             counters: counters.clone(),
         };
         tokio::spawn(router.run());
+        #[cfg(feature = "metrics")]
+        tokio::spawn(super::metrics::publish_listener(
+            Arc::downgrade(&counters),
+            local.to_string(),
+        ));
         Ok(KcpListener {
             accept_rx: Mutex::new(accept_rx),
             local,
@@ -238,6 +243,7 @@ impl KcpListener {
             })?;
             // Half-open connections closed while waiting are not handed out.
             if !closed.load(Ordering::Relaxed) {
+                debug!(local = %self.local, %peer, conv = stream.conv(), "accepted");
                 return Ok((stream, peer));
             }
         }

@@ -84,6 +84,9 @@ mod error;
 mod input_guard;
 mod listener;
 mod memory;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+mod observe;
 mod outbox;
 pub mod presets;
 mod rng;

@@ -52,6 +52,10 @@ pub(crate) struct Shared {
     pub max_message: usize,
     pub send_limit: usize,
     pub recv_limit: usize,
+    /// Application bytes in and out, published as the handles move them
+    /// (set by the connection task, which knows the connection's role).
+    #[cfg(feature = "metrics")]
+    pub app_metrics: std::sync::OnceLock<super::metrics::AppMetrics>,
 }
 
 impl Shared {
@@ -73,7 +77,24 @@ impl Shared {
             max_message: config.max_message_size(),
             send_limit: config.send_buffer,
             recv_limit: config.recv_buffer,
+            #[cfg(feature = "metrics")]
+            app_metrics: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The stats snapshot with the buffer figures the handles change
+    /// themselves (reads and writes happen between the task's events) as
+    /// they are now, not as the task last saw them.
+    pub(crate) fn stats(&self) -> ConnectionStats {
+        Shared::current(&self.lock())
+    }
+
+    /// [`Shared::stats`] for a caller already holding the lock.
+    pub(crate) fn current(st: &State) -> ConnectionStats {
+        let mut stats = st.stats;
+        stats.send_buffer_bytes = st.send_queued;
+        stats.recv_buffer_bytes = st.recv_queued;
+        stats
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -122,6 +143,10 @@ impl Shared {
         st.send_queued += n;
         st.stats.bytes_sent += n as u64;
         drop(st);
+        #[cfg(feature = "metrics")]
+        if let Some(m) = self.app_metrics.get() {
+            m.sent.increment(n as u64);
+        }
         self.task.notify_one();
         Poll::Ready(Ok(n))
     }
@@ -145,6 +170,14 @@ impl Shared {
     pub(crate) fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<Result<(), KcpError>> {
         self.lock().write_shutdown = true;
         self.poll_flush(cx)
+    }
+
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    fn count_received(&self, n: usize) {
+        #[cfg(feature = "metrics")]
+        if let Some(m) = self.app_metrics.get() {
+            m.received.increment(n as u64);
+        }
     }
 
     fn take_front(&self, st: &mut State) -> Option<Bytes> {
@@ -174,6 +207,8 @@ impl Shared {
                 st.stats.bytes_received -= front.len() as u64;
                 st.recv_queue.push_front(front);
             }
+            drop(st);
+            self.count_received(n);
             return Poll::Ready(Ok(()));
         }
         if let Some(c) = &st.closed {
@@ -186,6 +221,8 @@ impl Shared {
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Bytes, KcpError>> {
         let mut st = self.lock();
         if let Some(front) = self.take_front(&mut st) {
+            drop(st);
+            self.count_received(front.len());
             return Poll::Ready(Ok(front));
         }
         if let Some(c) = &st.closed {

@@ -126,6 +126,7 @@ impl KcpStream {
             ));
         }
         let local = transport.local_addr()?;
+        tracing::debug!(peer = %addr, %local, conv, "connecting");
         let shared = Arc::new(Shared::new(conv, addr, local, &config));
         shared.lock().stats.socket_buffers = transport.socket_buffers();
         let driver = Driver::new(
@@ -179,9 +180,10 @@ impl KcpStream {
         self.shared().lock().conv
     }
 
-    /// Counters and protocol state as of the connection task's last event.
+    /// Counters and protocol state: the protocol figures as of the connection
+    /// task's last event, the buffer figures as of now.
     pub fn stats(&self) -> ConnectionStats {
-        self.shared().lock().stats
+        self.shared().stats()
     }
 
     /// Why the connection ended, if it has.
@@ -319,7 +321,7 @@ write_half!(OwnedWriteHalf, |s| s.handle.shared);
 impl OwnedReadHalf {
     /// See [`KcpStream::stats`].
     pub fn stats(&self) -> ConnectionStats {
-        self.handle.shared.lock().stats
+        self.handle.shared.stats()
     }
 
     /// Receives the next message (see [`KcpStream::recv`]).
@@ -331,7 +333,7 @@ impl OwnedReadHalf {
 impl OwnedWriteHalf {
     /// See [`KcpStream::stats`].
     pub fn stats(&self) -> ConnectionStats {
-        self.handle.shared.lock().stats
+        self.handle.shared.stats()
     }
 
     /// Sends one message (see [`KcpStream::send`]).
