@@ -118,6 +118,7 @@ demo: examples
 test:
 	bash scripts/install-test-deps.sh
 	cargo test --workspace --release
+	cargo test --release --features metrics --test metrics_feature
 	bash scripts/test-c-builds.sh
 
 clean:

@@ -1,4 +1,4 @@
-"""Turns the benchmark outputs into BENCHMARKS.md and docs/window_scaling.png.
+"""Turns the benchmark outputs into BENCHMARKS.md and doc/window_scaling.png.
 
 Engine ratios are reference time / our time: above 1 means ours is faster.
 Usage: bench-report.py CRITERION_DIR MEMORY_TXT INSTRUCTIONS_TXT
@@ -199,7 +199,7 @@ lines = [
     "|---|---|---|---|",
     *targets,
     "",
-    "![window scaling](docs/window_scaling.png)",
+    "![window scaling](doc/window_scaling.png)",
     "",
     "## Results",
     "",
@@ -227,5 +227,5 @@ ax.set_ylabel("CPU ms per MB delivered (lower is better)")
 ax.set_title("window_scaling: 16 MB bulk transfer, 40 ms round trip, fast mode")
 ax.legend()
 fig.tight_layout()
-fig.savefig("docs/window_scaling.png", dpi=100)
-print("wrote BENCHMARKS.md and docs/window_scaling.png")
+fig.savefig("doc/window_scaling.png", dpi=100)
+print("wrote BENCHMARKS.md and doc/window_scaling.png")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the engine benchmark suite (ours vs the reference ikcp.c in one
-# process) and writes BENCHMARKS.md and docs/window_scaling.png. A few
+# process) and writes BENCHMARKS.md and doc/window_scaling.png. A few
 # minutes on 2 cores. The async layer's section of BENCHMARKS.md comes from
 # scripts/bench-async.sh (process to process) and is kept as it is here.
 set -euo pipefail

@@ -22,6 +22,23 @@ pub use engine::Kcp;
 #[doc = include_str!("../README.md")]
 mod readme_doctests {}
 
+// The guides in doc/ are compiled (and run) the same way.
+#[cfg(doctest)]
+#[doc = include_str!("../doc/USAGE.md")]
+mod usage_doctests {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../doc/ARCHITECTURE.md")]
+mod architecture_doctests {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../doc/MODULES.md")]
+mod modules_doctests {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../doc/TESTING.md")]
+mod testing_doctests {}
+
 #[cfg(feature = "tokio")]
 pub use runtime::{KcpConfig, KcpError, KcpListener, KcpStream, Result};
 
