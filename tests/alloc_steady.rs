@@ -106,12 +106,11 @@ fn steady_bulk_transfer_allocates_nothing_per_datagram() {
             );
             assert!(dgrams > 10_000, "{dgrams} datagrams");
             // What remains is per application write (the stream takes a
-            // copy of each 64 KiB `write`), not per datagram: 256 writes,
-            // about 12,000 datagrams.
-            let writes = (16 * MB / CHUNK) as u64;
+            // copy of each 64 KiB `write`) and per burst, not per datagram:
+            // 256 writes, about 12,000 datagrams, a few hundred allocations.
             assert!(
-                allocs <= 3 * writes,
-                "{allocs} allocations for {writes} writes and {dgrams} datagrams"
+                allocs * 10 < dgrams,
+                "{allocs} allocations for {dgrams} datagrams"
             );
         })
         .await

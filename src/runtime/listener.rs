@@ -132,6 +132,7 @@ impl Default for ListenerLimits {
 /// Receive buffers of the listener's task (64 KiB each): one `recvmmsg`
 /// takes up to this many datagrams, or GRO trains, at once.
 const RECV_BATCH: usize = 32;
+const _: () = assert!(RECV_BATCH <= super::transport::MAX_RECV_BATCH);
 
 /// Accepts KCP connections on one transport and routes datagrams by
 /// (peer address, conversation id).

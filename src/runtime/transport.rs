@@ -211,6 +211,16 @@ pub(crate) fn poll_recv_many(
     bufs: &mut [Vec<u8>],
     meta: &mut [Received],
 ) -> Poll<io::Result<usize>> {
-    let mut slices: Vec<IoSliceMut<'_>> = bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
-    t.poll_recv_many(cx, &mut slices, meta)
+    // On the stack: this runs for every receive, and must not allocate.
+    let mut slices: [IoSliceMut<'_>; MAX_RECV_BATCH] =
+        std::array::from_fn(|_| IoSliceMut::new(&mut []));
+    let n = bufs.len().min(MAX_RECV_BATCH).min(meta.len());
+    for (s, b) in slices.iter_mut().zip(bufs.iter_mut()) {
+        *s = IoSliceMut::new(b);
+    }
+    t.poll_recv_many(cx, &mut slices[..n], &mut meta[..n])
 }
+
+/// The most buffers one `poll_recv_many` over owned buffers fills (the
+/// listener's batch).
+pub(crate) const MAX_RECV_BATCH: usize = 32;
