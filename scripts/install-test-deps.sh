@@ -2,9 +2,10 @@
 # Installs the system tools the C-level tests need, only when missing.
 #
 # CI starts from a machine with Rust, gcc/g++, make and python3; everything
-# else used by `make test` (cmake, pkg-config, valgrind, clang, readelf/nm)
-# comes from here. Silent when everything is already present, so it is cheap to
-# run before every test run.
+# else used by `make test` (cmake, pkg-config, valgrind, clang, readelf/nm,
+# Go and kcp-go's sources for the kcp-go interop test) comes from here.
+# Silent when everything is already present, so it is cheap to run before
+# every test run.
 set -euo pipefail
 
 # command -> Debian/Ubuntu package that provides it
@@ -18,6 +19,7 @@ declare -A wanted=(
     [timeout]=coreutils
     [make]=make
     [g++]=g++
+    [go]=golang-go
 )
 
 missing=()
@@ -26,6 +28,11 @@ for cmd in "${!wanted[@]}"; do
         missing+=("${wanted[$cmd]}")
     fi
 done
+
+# kcp-go's sources, for tests/async_interop_kcpgo.rs (built offline with GOPATH).
+if [ ! -d /usr/share/gocode/src/github.com/xtaci/kcp-go ]; then
+    missing+=(golang-github-xtaci-kcp-dev)
+fi
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

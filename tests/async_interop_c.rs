@@ -39,6 +39,8 @@ struct CPeer {
     kcp: *mut ikcpcb,
     ctx: Box<OutCtx>,
     epoch: Instant,
+    /// What `ikcp_input` returned for each datagram it refused.
+    refused: Vec<c_int>,
 }
 
 impl CPeer {
@@ -58,6 +60,7 @@ impl CPeer {
             kcp,
             ctx,
             epoch: Instant::now(),
+            refused: Vec::new(),
         }
     }
 
@@ -69,7 +72,10 @@ impl CPeer {
     fn step(&mut self, buf: &mut [u8]) {
         if let Ok((n, from)) = self.ctx.sock.recv_from(buf) {
             self.ctx.peer.get_or_insert(from);
-            unsafe { ikcp_input(self.kcp, buf.as_ptr() as *const c_char, n as c_long) };
+            let r = unsafe { ikcp_input(self.kcp, buf.as_ptr() as *const c_char, n as c_long) };
+            if r < 0 {
+                self.refused.push(r);
+            }
         }
         unsafe { ikcp_update(self.kcp, self.now()) };
     }
@@ -206,4 +212,118 @@ async fn a_c_abi_client_talks_to_our_listener() {
     );
     server.abort();
     println!("C ABI client -> KcpListener: {got} messages, {bytes} bytes verified");
+}
+
+/// The C side of the end-of-stream cases: what it refused, all as unknown
+/// commands (-3), at least once (our end-of-stream signal reached it).
+fn assert_only_the_signal_was_refused(refused: &[c_int]) {
+    assert!(
+        !refused.is_empty(),
+        "the end-of-stream signal never arrived"
+    );
+    assert!(refused.iter().all(|&r| r == -3), "{refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_our_stream_towards_a_c_peer_leaves_it_working() {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = sock.local_addr().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let server = std::thread::spawn(move || {
+        let mut peer = CPeer::new(0x00c0_ffee, sock, None);
+        let (mut buf, mut msg) = (vec![0u8; 65536], vec![0u8; 1 << 20]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut echoed = 0;
+        while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
+            peer.step(&mut buf);
+            while let Some(m) = peer.recv(&mut msg) {
+                peer.send(&m);
+                echoed += 1;
+            }
+        }
+        (echoed, std::mem::take(&mut peer.refused))
+    });
+    let mut client = KcpStream::connect_with_conv(addr, 0x00c0_ffee, KcpConfig::new().fast_mode())
+        .await
+        .unwrap();
+    let run = async {
+        for i in 0..MESSAGES {
+            client.send(&message(i)).await.unwrap();
+        }
+        // Everything acknowledged, then the signal the C peer does not know.
+        client.close().await.unwrap();
+        // It keeps echoing: every echo still arrives after the signal.
+        for i in 0..MESSAGES {
+            let m = client.recv().await.unwrap();
+            assert_eq!(&m[..], &message(i)[..], "message {i}");
+        }
+        // A raw peer never signals the end: no end of stream here.
+        let more = timeout(Duration::from_millis(300), client.recv()).await;
+        assert!(more.is_err(), "{more:?}");
+    };
+    timeout(Duration::from_secs(30), run)
+        .await
+        .expect("timed out");
+    stop.store(true, Ordering::Relaxed);
+    let (echoed, refused) = server.join().unwrap();
+    assert_eq!(echoed, MESSAGES);
+    assert_only_the_signal_was_refused(&refused);
+    println!(
+        "KcpStream close() -> C ABI peer: {MESSAGES} echoes after close, C peer refused {} \
+         signal datagrams with {:?}",
+        refused.len(),
+        refused[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_client_keeps_every_echo_when_our_server_closes() {
+    let listener = KcpListener::bind("127.0.0.1:0".parse().unwrap(), KcpConfig::new().fast_mode())
+        .await
+        .unwrap();
+    let addr = listener.local_addr();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        for _ in 0..MESSAGES {
+            let m = s.recv().await.unwrap();
+            s.send(&m).await.unwrap();
+        }
+        s.close().await.unwrap();
+        s
+    });
+    let client = std::thread::spawn(move || {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut peer = CPeer::new(0x0bad_cafe, sock, Some(addr));
+        for i in 0..MESSAGES {
+            peer.send(&message(i));
+        }
+        let (mut buf, mut msg) = (vec![0u8; 65536], vec![0u8; 1 << 20]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut got = 0;
+        while (got < MESSAGES || peer.refused.is_empty()) && Instant::now() < deadline {
+            peer.step(&mut buf);
+            while let Some(m) = peer.recv(&mut msg) {
+                assert_eq!(m, message(got), "message {got}");
+                got += 1;
+            }
+        }
+        (got, std::mem::take(&mut peer.refused))
+    });
+    let (got, refused) = tokio::task::spawn_blocking(move || client.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        got, MESSAGES,
+        "C client received {got} of {MESSAGES} echoes"
+    );
+    assert_only_the_signal_was_refused(&refused);
+    let _server_stream = timeout(Duration::from_secs(5), server)
+        .await
+        .expect("close() did not return")
+        .unwrap();
+    println!(
+        "C ABI client <- KcpListener close(): {got} echoes, C peer refused {} signal datagrams",
+        refused.len()
+    );
 }

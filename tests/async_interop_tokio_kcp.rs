@@ -107,3 +107,87 @@ async fn a_tokio_kcp_client_talks_to_our_listener() {
         server.abort();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_our_stream_towards_a_tokio_kcp_server_leaves_it_working() {
+    for conv in [0x5eed_u32, 0] {
+        let mut listener = tokio_kcp::KcpListener::bind(their_config(), "127.0.0.1:0")
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 1 << 20];
+            while let Ok(n) = s.recv(&mut buf).await {
+                if s.send(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut client = KcpStream::connect_with_conv(addr, conv, KcpConfig::new().fast_mode())
+            .await
+            .unwrap();
+        let run = async {
+            for i in 0..MESSAGES {
+                client.send(&message(i)).await.unwrap();
+            }
+            // Everything acknowledged, then the signal tokio_kcp does not know.
+            client.close().await.unwrap();
+            for i in 0..MESSAGES {
+                let m = client.recv().await.unwrap();
+                assert_eq!(&m[..], &message(i)[..], "message {i} (conv {conv})");
+            }
+            // tokio_kcp never signals the end: no end of stream here.
+            let more = timeout(Duration::from_millis(300), client.recv()).await;
+            assert!(more.is_err(), "{more:?}");
+        };
+        timeout(Duration::from_secs(20), run)
+            .await
+            .expect("timed out");
+        assert!(!server.is_finished(), "the tokio_kcp server gave up");
+        println!("KcpStream close() -> tokio_kcp server (conv {conv:#x}): every echo after close");
+        server.abort();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tokio_kcp_client_keeps_working_when_our_server_closes() {
+    let listener = KcpListener::bind("127.0.0.1:0".parse().unwrap(), KcpConfig::new().fast_mode())
+        .await
+        .unwrap();
+    let addr = listener.local_addr();
+    let server = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        for _ in 0..MESSAGES {
+            let m = s.recv().await.unwrap();
+            s.send(&m).await.unwrap();
+        }
+        s.close().await.unwrap();
+        // Half-closed: what the client sends after our signal still arrives.
+        s.recv().await.unwrap()
+    });
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut client =
+        tokio_kcp::KcpStream::connect_with_socket_conv(&their_config(), 0x7a12, udp, addr)
+            .await
+            .unwrap();
+    let run = async {
+        let mut buf = vec![0u8; 1 << 20];
+        for i in 0..MESSAGES {
+            client.send(&message(i)).await.unwrap();
+            let n = client.recv(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], &message(i)[..], "message {i}");
+        }
+        // Let the signal arrive (and be refused), then keep talking.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        client.send(b"still here").await.unwrap();
+        server.await.unwrap()
+    };
+    let last = timeout(Duration::from_secs(20), run)
+        .await
+        .expect("timed out");
+    assert_eq!(&last[..], b"still here");
+    println!(
+        "tokio_kcp client <- KcpListener close(): every echo, then a message after our signal"
+    );
+}

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tracing::{debug, trace, warn, Instrument};
 
 use super::config::KcpConfig;
+use super::end_of_stream::{self, Signal};
 use super::error::{ConnectionError, KcpError, Timeout};
 use super::input_guard::{BytePool, InputGuard};
 use super::listener::Routed;
@@ -84,7 +85,29 @@ pub(crate) struct Driver {
     observer: Observer,
     /// Wakes nothing: polls the transport without registering interest.
     noop_waker: std::task::Waker,
+    /// Our end-of-stream signal, once due.
+    closing: Option<Closing>,
+    /// The peer's stream ends before this sequence number.
+    peer_fin: Option<u32>,
+    /// The peer dropped its stream: it reads nothing more.
+    peer_gone: bool,
 }
+
+/// Sending our end-of-stream signal until the peer acknowledges it.
+struct Closing {
+    sn: u32,
+    gone: bool,
+    sent: u32,
+    next: Instant,
+    gap: Duration,
+    acked: bool,
+}
+
+/// Transmissions of one end-of-stream signal at most: a raw peer never
+/// acknowledges it, and drops each.
+const FIN_TRANSMISSIONS: u32 = 8;
+/// Longest pause between two of them.
+const FIN_GAP_MAX: Duration = Duration::from_millis(500);
 
 /// Announcing that a window we advertised as closed has room again.
 ///
@@ -159,6 +182,9 @@ impl Driver {
             reopening: None,
             observer: Observer::new(role),
             noop_waker: std::task::Waker::from(Arc::new(NoopWake)),
+            closing: None,
+            peer_fin: None,
+            peer_gone: false,
         }
     }
 
@@ -201,6 +227,7 @@ impl Driver {
         let end = loop {
             self.pump();
             self.announce_reopened_window();
+            self.signal_end_of_stream();
             self.transmit().await;
             if let Some(end) = self.verdict() {
                 break end;
@@ -425,6 +452,12 @@ impl Driver {
     }
 
     fn on_datagram(&mut self, d: &[u8]) {
+        if !self.awaiting_conv {
+            if let Some(signal) = end_of_stream::parse(d, self.kcp.conv()) {
+                self.on_signal(signal);
+                return;
+            }
+        }
         if self.awaiting_conv {
             match conv_of(d) {
                 Some(conv) if conv != 0 && d.len() >= HEADER_LEN => {
@@ -452,6 +485,99 @@ impl Driver {
             }
         }
         self.guard.settle(&self.kcp);
+    }
+
+    /// The peer's end-of-stream signal or its acknowledgement of ours.
+    fn on_signal(&mut self, signal: Signal) {
+        if !self.config.end_of_stream {
+            // Switched off: dropped, as a raw peer drops it.
+            self.rejected += 1;
+            return;
+        }
+        self.last_heard = Some(Instant::now());
+        match signal {
+            Signal::Fin { sn, gone } => {
+                debug!(conv = self.kcp.conv(), gone, "peer ended its stream");
+                self.peer_fin = Some(sn);
+                self.peer_gone |= gone;
+                // Every copy is answered: the previous answer may be lost.
+                let ack = end_of_stream::encode(
+                    self.kcp.conv(),
+                    Signal::FinAck { sn, gone },
+                    self.free_window(),
+                    self.kcp.rcv_nxt(),
+                );
+                self.outbox.push(&ack);
+            }
+            Signal::FinAck { sn, gone } => {
+                if let Some(c) = &mut self.closing {
+                    if c.sn == sn && c.gone == gone {
+                        c.acked = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether an end-of-stream signal is ours to send once the stream is
+    /// shut down: the peer knows this connection and still listens.
+    fn eof_due(&self) -> bool {
+        self.config.end_of_stream
+            && (self.first_send.is_some() || self.last_heard.is_some())
+            && !self.awaiting_conv
+            && !self.peer_gone
+    }
+
+    /// After `shutdown`, `close` or the last handle's drop, once everything
+    /// written is acknowledged: sends the end-of-stream signal, alone in its
+    /// datagram, and repeats it (backing off) until acknowledged.
+    fn signal_end_of_stream(&mut self) {
+        let mut st = self.shared.lock();
+        let drained = st.send_queue.is_empty() && self.kcp.wait_snd() == 0;
+        if !(st.write_shutdown || st.handles_gone) || !drained || !self.config.end_of_stream {
+            return;
+        }
+        let gone = st.handles_gone;
+        if self.eof_due() {
+            let now = Instant::now();
+            let sn = self.kcp.snd_nxt();
+            if !matches!(&self.closing, Some(c) if c.sn == sn && c.gone == gone) {
+                let rto = Duration::from_millis(self.kcp.rto().max(10) as u64);
+                let interval = Duration::from_millis(u64::from(self.config.interval) * 2);
+                self.closing = Some(Closing {
+                    sn,
+                    gone,
+                    sent: 0,
+                    next: now,
+                    gap: rto.max(interval).min(FIN_GAP_MAX),
+                    acked: false,
+                });
+            }
+            let wnd = self.free_window();
+            let una = self.kcp.rcv_nxt();
+            let conv = self.kcp.conv();
+            let Some(c) = &mut self.closing else { return };
+            if !c.acked && c.sent < FIN_TRANSMISSIONS && now >= c.next {
+                self.outbox.push(&end_of_stream::encode(
+                    conv,
+                    Signal::Fin { sn, gone },
+                    wnd,
+                    una,
+                ));
+                c.sent += 1;
+                c.next = now + c.gap;
+                c.gap = (c.gap * 2).min(FIN_GAP_MAX);
+                trace!(conv, sent = c.sent, "end of stream signalled");
+            }
+        }
+        if !st.eof_signalled {
+            st.eof_signalled = true;
+            let w = st.flush_waker.take();
+            drop(st);
+            if let Some(w) = w {
+                w.wake();
+            }
+        }
     }
 
     /// Feeds datagrams that are already waiting without sleeping again.
@@ -542,6 +668,11 @@ impl Driver {
             }
             self.recv_buf.resize(pending + n, 0);
             match self.kcp.recv(&mut self.recv_buf[pending..]) {
+                Ok(0) => {
+                    // An empty message (a raw peer may send one) carries
+                    // nothing and would read as end of stream.
+                    self.recv_buf.truncate(pending);
+                }
                 Ok(m) => {
                     self.recv_buf.truncate(pending + m);
                     delivered = true;
@@ -563,6 +694,14 @@ impl Driver {
             let chunk = self.recv_buf.split().freeze();
             st.recv_queued += chunk.len();
             st.recv_queue.push_back(chunk);
+        }
+        if let Some(sn) = self.peer_fin {
+            // Everything before the signal is in the queue the reads take from.
+            let all_in = self.kcp.rcv_nxt().wrapping_sub(sn) as i32 >= 0;
+            if !st.eof && all_in && self.kcp.peek_size().is_err() {
+                st.eof = true;
+                delivered = true;
+            }
         }
 
         st.unacked = self.kcp.wait_snd();
@@ -647,6 +786,14 @@ impl Driver {
                 }));
             }
         }
+        if self.peer_gone && self.shared.lock().eof {
+            // Everything the peer wrote is queued for reading; it reads nothing
+            // more, so there is nothing left to do.
+            return Some(Some(KcpError::Connection {
+                peer: self.peer,
+                reason: ConnectionError::PeerClosed,
+            }));
+        }
         if self.kcp.is_dead() {
             return Some(Some(KcpError::Connection {
                 peer: self.peer,
@@ -691,7 +838,9 @@ impl Driver {
         }
         if let Some(gone) = self.handles_gone_at {
             let drained = self.kcp.wait_snd() == 0 && self.shared.lock().send_queue.is_empty();
-            if drained || now.duration_since(gone) >= LINGER_MAX {
+            let signalled = !self.eof_due()
+                || matches!(&self.closing, Some(c) if c.acked || (c.sent >= FIN_TRANSMISSIONS && now >= c.next));
+            if (drained && signalled) || now.duration_since(gone) >= LINGER_MAX {
                 return Some(None);
             }
         }
@@ -727,6 +876,13 @@ impl Driver {
         }
         if let Some(r) = &self.reopening {
             next = next.min(r.next);
+        }
+        if let Some(c) = &self.closing {
+            // The last transmission's deadline matters only to a dropped
+            // stream, which then stops.
+            if !c.acked && (c.sent < FIN_TRANSMISSIONS || self.handles_gone_at.is_some()) {
+                next = next.min(c.next);
+            }
         }
         if let Some(at) = self.next_probe() {
             next = next.min(at);

@@ -136,6 +136,12 @@ pub enum ConnectionError {
     },
     /// The peer closed the connection. Kind: `ConnectionReset`.
     PeerClosed,
+    /// The peer ended its stream and everything it sent was received:
+    /// what [`recv`](super::KcpStream::recv) returns where `read` returns
+    /// `Ok(0)`. Writing may still work (the peer may only have shut down
+    /// its writing side), so [`KcpError::is_fatal`] is false.
+    /// Kind: `UnexpectedEof`.
+    EndOfStream,
     /// This side closed the connection (or its task finished). Kind: `NotConnected`.
     Closed,
     /// A write after `shutdown`/`close` of this side. Kind: `BrokenPipe`.
@@ -156,6 +162,7 @@ impl ConnectionError {
                 io::ErrorKind::ConnectionAborted
             }
             ConnectionError::PeerClosed => io::ErrorKind::ConnectionReset,
+            ConnectionError::EndOfStream => io::ErrorKind::UnexpectedEof,
             ConnectionError::Closed | ConnectionError::ListenerStopped => {
                 io::ErrorKind::NotConnected
             }
@@ -172,6 +179,7 @@ impl fmt::Display for ConnectionError {
                 "peer is gone: a segment was sent {transmissions} times without acknowledgement (dead link)"
             ),
             ConnectionError::PeerClosed => f.write_str("closed by the peer"),
+            ConnectionError::EndOfStream => f.write_str("the peer ended its stream"),
             ConnectionError::Closed => f.write_str("connection closed"),
             ConnectionError::WriteAfterShutdown => {
                 f.write_str("write after shutdown of this KCP stream")
@@ -207,10 +215,16 @@ impl KcpError {
     /// Whether the connection this error came from is over for good
     /// (every later call fails the same way).
     pub fn is_fatal(&self) -> bool {
-        matches!(
-            self,
-            KcpError::Connection { .. } | KcpError::Timeout { .. } | KcpError::Protocol { .. }
-        )
+        match self {
+            KcpError::Connection {
+                reason: ConnectionError::EndOfStream,
+                ..
+            } => false,
+            KcpError::Connection { .. } | KcpError::Timeout { .. } | KcpError::Protocol { .. } => {
+                true
+            }
+            _ => false,
+        }
     }
 }
 

@@ -80,6 +80,7 @@ mod config;
 mod congestion;
 mod cookie;
 mod driver;
+mod end_of_stream;
 mod error;
 mod input_guard;
 mod listener;

@@ -16,10 +16,14 @@ use super::admission::{Admission, HalfOpen, Key, Verdict};
 use super::listener::ListenerLimits;
 use crate::engine::{conv_of, Command, SegmentHeader, HEADER_LEN};
 
-/// Whether a datagram can be KCP: every segment has a known command and a
-/// length that fits. Fewer than 24 trailing bytes are ignored, as the
-/// engine (and the reference) ignore them.
+/// Whether a datagram can be KCP (or our end-of-stream signal): every
+/// segment has a known command and a length that fits. Fewer than 24 trailing
+/// bytes are ignored, as the engine (and the reference) ignore them.
 pub fn well_formed(d: &[u8]) -> bool {
+    // Our end-of-stream signal: its command is not KCP's, on purpose.
+    if super::end_of_stream::is_signal(d) {
+        return true;
+    }
     let mut rest = d;
     if rest.len() < HEADER_LEN {
         return false;

@@ -34,6 +34,12 @@ pub(crate) struct State {
     pub recv_queue: VecDeque<Bytes>,
     pub recv_queued: usize,
     pub read_waker: Option<Waker>,
+    /// The peer ended its stream and everything it wrote before is in
+    /// `recv_queue`: once that is read, reads return end of stream.
+    pub eof: bool,
+    /// After `shutdown`/`close`: everything written was acknowledged and the
+    /// end-of-stream signal went out (or none was due).
+    pub eof_signalled: bool,
     /// Why the connection ended; every later call reports a copy.
     pub closed: Option<KcpError>,
     pub handles_gone: bool,
@@ -49,6 +55,8 @@ pub(crate) struct Shared {
     pub peer: SocketAddr,
     pub local: SocketAddr,
     pub stream_mode: bool,
+    /// [`KcpConfig::end_of_stream`](super::KcpConfig#structfield.end_of_stream).
+    pub end_of_stream: bool,
     pub max_message: usize,
     pub send_limit: usize,
     pub recv_limit: usize,
@@ -74,6 +82,7 @@ impl Shared {
             peer,
             local,
             stream_mode: config.stream_mode,
+            end_of_stream: config.end_of_stream,
             max_message: config.max_message_size(),
             send_limit: config.send_buffer,
             recv_limit: config.recv_buffer,
@@ -109,6 +118,10 @@ impl Shared {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<Result<usize, KcpError>> {
+        if buf.is_empty() {
+            // An empty message would read as end of stream; nothing to send.
+            return Poll::Ready(Ok(0));
+        }
         if !self.stream_mode && buf.len() > self.max_message {
             return Poll::Ready(Err(KcpError::Buffer {
                 len: buf.len(),
@@ -167,9 +180,33 @@ impl Shared {
         Poll::Pending
     }
 
+    /// Refuses further writes; ready once everything written was
+    /// acknowledged and the end-of-stream signal was sent.
     pub(crate) fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<Result<(), KcpError>> {
-        self.lock().write_shutdown = true;
-        self.poll_flush(cx)
+        let mut st = self.lock();
+        if !st.write_shutdown {
+            st.write_shutdown = true;
+            // The task may be asleep until its next timer; make it look now.
+            self.task.notify_one();
+        }
+        let delivered = st.send_queue.is_empty() && st.unacked == 0;
+        if delivered && (!self.end_of_stream || st.eof_signalled) {
+            return Poll::Ready(Ok(()));
+        }
+        match &st.closed {
+            // The peer dropped its end after we delivered everything: no
+            // signal is due, the stream ended cleanly.
+            Some(KcpError::Connection {
+                reason: ConnectionError::PeerClosed,
+                ..
+            }) if delivered => return Poll::Ready(Ok(())),
+            Some(c) => return Poll::Ready(Err(c.clone())),
+            None => {}
+        }
+        st.flush_waker = Some(cx.waker().clone());
+        drop(st);
+        self.task.notify_one();
+        Poll::Pending
     }
 
     #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
@@ -211,6 +248,9 @@ impl Shared {
             self.count_received(n);
             return Poll::Ready(Ok(()));
         }
+        if st.eof {
+            return Poll::Ready(Ok(()));
+        }
         if let Some(c) = &st.closed {
             return Poll::Ready(Err(c.clone()));
         }
@@ -218,12 +258,21 @@ impl Shared {
         Poll::Pending
     }
 
+    /// At the end of the stream, where `read` gives `Ok(0)`, an
+    /// [`ConnectionError::EndOfStream`] error: an empty message would make
+    /// the usual `while let Ok(m) = s.recv().await` loop spin.
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Result<Bytes, KcpError>> {
         let mut st = self.lock();
         if let Some(front) = self.take_front(&mut st) {
             drop(st);
             self.count_received(front.len());
             return Poll::Ready(Ok(front));
+        }
+        if st.eof {
+            return Poll::Ready(Err(KcpError::Connection {
+                peer: self.peer,
+                reason: ConnectionError::EndOfStream,
+            }));
         }
         if let Some(c) = &st.closed {
             return Poll::Ready(Err(c.clone()));

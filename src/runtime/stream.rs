@@ -39,9 +39,16 @@ impl Drop for Handle {
 /// * [`AsyncRead`]/[`AsyncWrite`]: in stream mode a byte stream; in message
 ///   mode every `write` is one message and a `read` returns (part of) one.
 /// * [`send`](KcpStream::send)/[`recv`](KcpStream::recv): whole messages.
-/// * `flush` resolves once the peer acknowledged everything written;
-///   `shutdown` refuses further writes, then flushes. KCP has no FIN: the
-///   peer does not see end-of-stream, only silence.
+/// * `flush` resolves once the peer acknowledged everything written.
+/// * [`close`](KcpStream::close) (or `AsyncWriteExt::shutdown`) ends this
+///   side's stream: further writes fail, and once everything written is
+///   acknowledged an end-of-stream signal tells the peer, whose `read`
+///   then returns `Ok(0)` (and `recv` a [`ConnectionError::EndOfStream`](super::ConnectionError::EndOfStream)
+///   error) after the last byte. Dropping the stream does the same in the background. Reading
+///   goes on after `close` until the peer ends its side. KCP itself has no
+///   such signal: a raw KCP peer (C `ikcp`, kcp-go, tokio_kcp) drops it and
+///   sees only silence (see
+///   [`KcpConfig::end_of_stream`](super::KcpConfig#structfield.end_of_stream)).
 /// * When the peer is gone (silent for the dead-peer time while data is
 ///   unacknowledged, dead link, idle timeout, no answer within the connect
 ///   timeout) every call fails with the [`KcpError`] that says which
@@ -160,9 +167,25 @@ impl KcpStream {
     }
 
     /// Receives the next message (message mode) or the next received chunk
-    /// (stream mode).
+    /// (stream mode). Once the peer ended its stream and everything before
+    /// was received, fails with [`ConnectionError::EndOfStream`](super::ConnectionError::EndOfStream)
+    /// (where `read` returns `Ok(0)`), so `while let Ok(m) = s.recv().await`
+    /// ends; writing may still work. Empty messages are neither sent
+    /// (`send(&[])` sends nothing) nor delivered.
     pub async fn recv(&mut self) -> Result<Bytes, KcpError> {
         poll_fn(|cx| self.shared().poll_recv(cx)).await
+    }
+
+    /// Ends this side's stream, gracefully: refuses further writes, waits
+    /// until the peer acknowledged everything written, then sends the
+    /// end-of-stream signal (a peer running this library reads `Ok(0)`
+    /// after the last byte). Reads still work until the peer closes too.
+    ///
+    /// Fails with the connection's [`KcpError`] if it ends first (dead peer,
+    /// timeouts): then not everything written was delivered. The same as
+    /// `AsyncWriteExt::shutdown`, with a `KcpError`.
+    pub async fn close(&mut self) -> Result<(), KcpError> {
+        poll_fn(|cx| self.shared().poll_shutdown(cx)).await
     }
 
     /// The peer's address.
@@ -339,5 +362,10 @@ impl OwnedWriteHalf {
     /// Sends one message (see [`KcpStream::send`]).
     pub async fn send(&mut self, data: &[u8]) -> Result<(), KcpError> {
         send_all(&self.handle.shared, data).await
+    }
+
+    /// Ends this side's stream (see [`KcpStream::close`]).
+    pub async fn close(&mut self) -> Result<(), KcpError> {
+        poll_fn(|cx| self.handle.shared.poll_shutdown(cx)).await
     }
 }
