@@ -324,3 +324,49 @@ async fn switched_off_no_signal_is_sent_or_honoured() {
         );
     }
 }
+
+/// In message mode a 0-byte message is a message, as with `ikcp_send` and
+/// `ikcp_recv`: `recv` returns it empty and the end of stream still follows;
+/// `read` passes over it (its `Ok(0)` would mean end of stream).
+#[tokio::test(start_paused = true)]
+async fn empty_messages_are_delivered_by_recv_and_skipped_by_read() {
+    let net = lossy(0.0, 7);
+    let messages = KcpConfig::new().fast_mode().stream_mode(false);
+    let listener = KcpListener::with_transport(net.bind(None), messages.clone()).unwrap();
+    let mut client =
+        KcpStream::connect_with_transport(net.bind(None), listener.local_addr(), 23, messages)
+            .unwrap();
+    let run = async {
+        client.send(b"first").await.unwrap();
+        client.send(&[]).await.unwrap();
+        client.send(b"last").await.unwrap();
+        client.send(&[]).await.unwrap();
+        client.send(b"after").await.unwrap();
+        client.close().await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(server.recv().await.unwrap().to_vec());
+        }
+        assert_eq!(got, vec![b"first".to_vec(), Vec::new(), b"last".to_vec()]);
+        // `read` skips the second empty message and ends at the signal.
+        let mut buf = [0u8; 64];
+        let n = server.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"after");
+        assert_eq!(server.read(&mut buf).await.unwrap(), 0);
+        let err = server.recv().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                KcpError::Connection {
+                    reason: ConnectionError::EndOfStream,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    };
+    timeout(Duration::from_secs(30), run)
+        .await
+        .expect("empty messages and the end of stream within 30 s");
+}

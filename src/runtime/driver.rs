@@ -668,9 +668,14 @@ impl Driver {
             }
             self.recv_buf.resize(pending + n, 0);
             match self.kcp.recv(&mut self.recv_buf[pending..]) {
+                Ok(0) if !self.shared.stream_mode => {
+                    // An empty message: `recv` returns it, `read` skips it.
+                    self.recv_buf.truncate(pending);
+                    delivered = true;
+                    st.recv_queue.push_back(bytes::Bytes::new());
+                }
                 Ok(0) => {
-                    // An empty message (a raw peer may send one) carries
-                    // nothing and would read as end of stream.
+                    // Stream mode has no empty message: nothing to hand over.
                     self.recv_buf.truncate(pending);
                 }
                 Ok(m) => {

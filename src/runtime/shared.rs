@@ -111,17 +111,32 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `buf` for sending. Stream mode may accept a prefix; message
-    /// mode takes the whole message or fails.
+    /// Queues `buf` for sending (`AsyncWrite`). Stream mode may accept a
+    /// prefix; message mode takes the whole message or fails. An empty
+    /// write sends nothing: `read` could not tell it from end of stream.
     pub(crate) fn poll_write(
         &self,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<Result<usize, KcpError>> {
         if buf.is_empty() {
-            // An empty message would read as end of stream; nothing to send.
             return Poll::Ready(Ok(0));
         }
+        self.poll_queue(cx, buf)
+    }
+
+    /// Queues one whole message (`send` in message mode), empty ones
+    /// included: as with `ikcp_send`, a 0-byte message is a segment of its
+    /// own that the peer's `recv` returns as an empty message.
+    pub(crate) fn poll_send_message(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<Result<usize, KcpError>> {
+        self.poll_queue(cx, buf)
+    }
+
+    fn poll_queue(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<Result<usize, KcpError>> {
         if !self.stream_mode && buf.len() > self.max_message {
             return Poll::Ready(Err(KcpError::Buffer {
                 len: buf.len(),
@@ -235,6 +250,11 @@ impl Shared {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<Result<(), KcpError>> {
         let mut st = self.lock();
+        // An empty message (message mode) has no byte to read: `Ok(0)`
+        // would mean end of stream, so `read` passes over it.
+        while st.recv_queue.front().is_some_and(|m| m.is_empty()) {
+            st.recv_queue.pop_front();
+        }
         if let Some(mut front) = self.take_front(&mut st) {
             let n = front.len().min(buf.remaining());
             buf.put_slice(&front[..n]);

@@ -170,8 +170,9 @@ impl KcpStream {
     /// (stream mode). Once the peer ended its stream and everything before
     /// was received, fails with [`ConnectionError::EndOfStream`](super::ConnectionError::EndOfStream)
     /// (where `read` returns `Ok(0)`), so `while let Ok(m) = s.recv().await`
-    /// ends; writing may still work. Empty messages are neither sent
-    /// (`send(&[])` sends nothing) nor delivered.
+    /// ends; writing may still work. In message mode an empty message is
+    /// sent and received as one (as `ikcp_send`/`ikcp_recv` do); in stream
+    /// mode there is none.
     pub async fn recv(&mut self) -> Result<Bytes, KcpError> {
         poll_fn(|cx| self.shared().poll_recv(cx)).await
     }
@@ -241,7 +242,7 @@ impl KcpStream {
 
 async fn send_all(shared: &Shared, mut data: &[u8]) -> Result<(), KcpError> {
     if !shared.stream_mode {
-        poll_fn(|cx| shared.poll_write(cx, data)).await?;
+        poll_fn(|cx| shared.poll_send_message(cx, data)).await?;
         return Ok(());
     }
     while !data.is_empty() {
