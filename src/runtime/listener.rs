@@ -614,21 +614,8 @@ async fn sleep_until_some(at: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Command, SegmentHeader};
-
-    fn segment(conv: u32, cmd: u8, sn: u32, payload: &[u8]) -> Vec<u8> {
-        let mut v = Vec::new();
-        SegmentHeader {
-            conv,
-            cmd,
-            sn,
-            len: payload.len() as u32,
-            ..Default::default()
-        }
-        .encode(&mut v);
-        v.extend_from_slice(payload);
-        v
-    }
+    use crate::engine::Command;
+    use crate::runtime::routing::tests::segment;
 
     #[test]
     fn conv_rewrite_touches_every_segment() {

@@ -279,10 +279,11 @@ impl<T> Table<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn segment(conv: u32, cmd: u8, sn: u32, payload: &[u8]) -> Vec<u8> {
+    /// One encoded segment: also used by the listener's tests.
+    pub(crate) fn segment(conv: u32, cmd: u8, sn: u32, payload: &[u8]) -> Vec<u8> {
         let mut v = Vec::new();
         SegmentHeader {
             conv,
