@@ -212,10 +212,11 @@ typedef struct IQUEUEHEAD iqueue_head;
 /*
  The KCP control block, laid out exactly as upstream's.
 
- Scalar fields are live: values the program writes take effect at the next
- call, values it reads are current after every call and inside callbacks.
- `snd_una`, `snd_nxt`, `rcv_nxt`, `nrcv_buf`, `nsnd_buf`, `nrcv_que`,
- `nsnd_que`, `ackcount` and `ackblock` are owned by the engine: writes to
+ Fields are live: they are the library's own state, so values the program
+ writes take effect at once and values it reads are current after every
+ call and inside callbacks. `nrcv_buf`, `nsnd_buf`, `nrcv_que`,
+ `nsnd_que` and `ackcount` are counts the library keeps elsewhere and
+ stores here before each callback and when each call returns: writes to
  them are overwritten. `snd_queue`, `rcv_queue`, `snd_buf` and `rcv_buf`
  are always empty lists, and `acklist` and `buffer` are always NULL: the
  data lives in the engine's own structures.

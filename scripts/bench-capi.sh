@@ -35,8 +35,12 @@ ln -sf "$PWD/target/release/libkcp.so" "$out/libkcp.so.1"
     "$out/libkcp.so.1" -Wl,-rpath,'$ORIGIN'
 
 # window loss% megabytes
+# (WORKLOADS="32768 1 64;128 0 32" runs just those.)
 workloads=("128 0 32" "128 2 32" "1024 0 32" "1024 2 32" "4096 0 32" "4096 2 32"
     "16384 1 64" "32768 1 64")
+if [ -n "${WORKLOADS:-}" ]; then
+    IFS=';' read -r -a workloads <<<"$WORKLOADS"
+fi
 
 measure() { # who window loss mb -> seconds (CPU) or instructions
     local who=$1 w=$2 l=$3 mb=$4

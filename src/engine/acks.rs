@@ -8,6 +8,7 @@ use super::controller::CcEvent;
 use super::host::Host;
 use super::kcp::{Kcp, OVERHEAD};
 use super::payload::Payload;
+use super::tail::TailFields;
 
 impl<P: Payload> Kcp<P> {
     pub(super) fn shrink_buf(&mut self) {
@@ -23,7 +24,8 @@ impl<P: Payload> Kcp<P> {
                 return;
             };
             let (ts, len, xmit) = (seg.ts, seg.data.len() as u32, seg.xmit);
-            self.ackedlen = self.ackedlen.wrapping_add(len);
+            let acked = self.tail.ackedlen().wrapping_add(len);
+            self.tail.set_ackedlen(acked);
             let age = diff(self.current, ts);
             let rtt = if age >= 0 { age } else { -1 };
             // Like upstream, the hook sees the segment still in flight.
@@ -41,7 +43,8 @@ impl<P: Payload> Kcp<P> {
                 self.retire(seg.sn, seg.data);
             }
         } else if let Some(seg) = self.snd_buf.remove(sn) {
-            self.ackedlen = self.ackedlen.wrapping_add(seg.data.len() as u32);
+            let acked = self.tail.ackedlen().wrapping_add(seg.data.len() as u32);
+            self.tail.set_ackedlen(acked);
             self.retire(seg.sn, seg.data);
         }
     }
@@ -58,7 +61,8 @@ impl<P: Payload> Kcp<P> {
                 break;
             };
             let (ts, len, xmit) = (seg.ts, seg.data.len() as u32, seg.xmit);
-            self.ackedlen = self.ackedlen.wrapping_add(len);
+            let acked = self.tail.ackedlen().wrapping_add(len);
+            self.tail.set_ackedlen(acked);
             self.hook(
                 host,
                 CcEvent::PktAcked {
@@ -91,12 +95,12 @@ impl<P: Payload> Kcp<P> {
 
     pub(super) fn ack_push(&mut self, sn: u32, ts: u32) {
         let needed = self.acklist.len() as u32 + 1;
-        if needed > self.ackblock {
+        if needed > self.tail.ackblock() {
             let mut block = 8u32;
             while block < needed {
                 block <<= 1;
             }
-            self.ackblock = block;
+            self.tail.set_ackblock(block);
         }
         self.acklist.push((sn, ts));
     }

@@ -12,7 +12,7 @@ impl<P: Payload> Kcp<P> {
     /// Spare payload buffers worth keeping: about one window.
     #[inline]
     pub(super) fn pool_limit(&self) -> usize {
-        (self.snd_wnd.max(self.rcv_wnd) as usize).clamp(POOL_MIN, POOL_MAX)
+        (2 * self.snd_wnd.max(self.rcv_wnd) as usize).clamp(POOL_MIN, POOL_MAX)
     }
 
     #[inline]

@@ -10,6 +10,7 @@ use super::congestion::{CongestionControl, Window};
 use super::host::Host;
 use super::kcp::Kcp;
 use super::payload::Payload;
+use super::tail::TailFields;
 
 /// Which upstream release's behaviour an engine reproduces where the two
 /// differ without a controller: the first window probe (1.x 7 s, 2.x 5 s)
@@ -139,7 +140,7 @@ impl<P: Payload> Kcp<P> {
             now: self.current,
             srtt: self.rx_srtt,
             rto: self.rx_rto,
-            fastresend: self.fastresend,
+            fastresend: self.tail.fastresend(),
         }
     }
 

@@ -9,6 +9,7 @@ use super::host::{Host, OutputHost};
 use super::kcp::{Kcp, OVERHEAD};
 use super::output::{LogMask, Output};
 use super::payload::Payload;
+use super::tail::TailFields;
 
 impl<P: Payload> Kcp<P> {
     /// Transmits what is due now: acknowledgements, window probes, new and
@@ -53,7 +54,7 @@ impl<P: Payload> Kcp<P> {
         buf = self.write_probes(host, buf, &mut header);
 
         let mut window = self.snd_wnd.min(self.rmt_wnd);
-        if self.nocwnd == 0 || self.controlled(host) {
+        if self.tail.nocwnd() == 0 || self.controlled(host) {
             window = self.cwnd.min(window);
         }
 
@@ -81,8 +82,8 @@ impl<P: Payload> Kcp<P> {
             }
         }
 
-        let resent = if self.fastresend > 0 {
-            self.fastresend as u32
+        let resent = if self.tail.fastresend() > 0 {
+            self.tail.fastresend() as u32
         } else {
             u32::MAX
         };
@@ -102,7 +103,7 @@ impl<P: Payload> Kcp<P> {
             // Only segments that will be sent are visited one by one; the
             // rest are skipped by a scan that cannot call out (state read
             // here is re-read after every call to the host).
-            let fastlimit = self.fastlimit;
+            let fastlimit = self.tail.fastlimit();
             self.snd_buf.next_due(from, |seg| {
                 seg.xmit == 0
                     || diff(current, seg.resendts) >= 0
@@ -110,8 +111,12 @@ impl<P: Payload> Kcp<P> {
             })
         }) {
             cursor = Some(sn.wrapping_add(1));
-            let (rx_rto, nodelay, fastlimit, rcv_nxt) =
-                (self.rx_rto, self.nodelay, self.fastlimit, self.rcv_nxt);
+            let (rx_rto, nodelay, fastlimit, rcv_nxt) = (
+                self.rx_rto,
+                self.nodelay,
+                self.tail.fastlimit(),
+                self.rcv_nxt,
+            );
             let Some(seg) = self.snd_buf.get_mut(sn) else {
                 continue;
             };

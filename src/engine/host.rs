@@ -5,6 +5,7 @@ use super::controller::{CcEvent, CcOutcome};
 use super::kcp::Kcp;
 use super::output::{LogMask, Output};
 use super::payload::Payload;
+use super::tail::TailFields;
 
 /// The engine's view of its surroundings. Unlike [`Output`], a host receives
 /// the engine itself on every call, so that it may call back into it (the C
@@ -32,7 +33,7 @@ pub(crate) trait Host<P: Payload> {
         }
     }
 
-    fn wants_log(&self) -> bool;
+    fn wants_log(&self, kcp: &Kcp<P>) -> bool;
     fn log(&mut self, kcp: &mut Kcp<P>, mask: LogMask, line: &str);
 
     /// Whether a congestion controller is installed (its hooks run, and
@@ -68,7 +69,7 @@ impl<P: Payload, O: Output + ?Sized> Host<P> for OutputHost<'_, O> {
         self.0.output(datagram)
     }
     #[inline]
-    fn wants_log(&self) -> bool {
+    fn wants_log(&self, _kcp: &Kcp<P>) -> bool {
         self.0.wants_log()
     }
     #[inline]
@@ -82,7 +83,7 @@ pub(crate) struct Silent;
 
 impl<P: Payload> Host<P> for Silent {
     fn transmit(&mut self, _kcp: &mut Kcp<P>, _datagram: &[u8]) {}
-    fn wants_log(&self) -> bool {
+    fn wants_log(&self, _kcp: &Kcp<P>) -> bool {
         false
     }
     fn log(&mut self, _kcp: &mut Kcp<P>, _mask: LogMask, _line: &str) {}
@@ -91,7 +92,7 @@ impl<P: Payload> Host<P> for Silent {
 impl<P: Payload> Kcp<P> {
     #[inline(always)]
     pub(super) fn can_log<H: Host<P>>(&self, host: &H, mask: LogMask) -> bool {
-        self.logmask & mask.0 != 0 && host.wants_log()
+        self.tail.logmask() & mask.0 != 0 && host.wants_log(self)
     }
 
     #[inline(always)]

@@ -10,6 +10,7 @@ use super::kcp::{Kcp, OVERHEAD};
 use super::output::LogMask;
 use super::payload::Payload;
 use super::recv_window::Fragment;
+use super::tail::TailFields;
 
 impl<P: Payload> Kcp<P> {
     /// Feeds one datagram received from the peer.
@@ -36,7 +37,7 @@ impl<P: Payload> Kcp<P> {
         let prev_una = self.snd_una;
         let prev_in_flight = self.snd_buf.len() as u32;
         let mut max_ack: Option<(u32, u32)> = None;
-        self.ackedlen = 0;
+        self.tail.set_ackedlen(0);
 
         self.log(
             host,
@@ -79,20 +80,18 @@ impl<P: Payload> Kcp<P> {
                     self.parse_una_hooked(host, hdr.una);
                 } else {
                     let pool_limit = self.pool_limit();
-                    let (pool, lent, lent_acked, acked) = (
-                        &mut self.pool,
-                        &self.lent,
-                        &mut self.lent_acked,
-                        &mut self.ackedlen,
-                    );
+                    let mut acked = self.tail.ackedlen();
+                    let (pool, lent, lent_acked) =
+                        (&mut self.pool, &self.lent, &mut self.lent_acked);
                     self.snd_buf.remove_before(hdr.una, |seg| {
-                        *acked = acked.wrapping_add(seg.data.len() as u32);
+                        acked = acked.wrapping_add(seg.data.len() as u32);
                         if lent.contains(&seg.sn) {
                             lent_acked.push((seg.sn, seg.data));
                         } else {
                             pool.give(seg.data, pool_limit);
                         }
                     });
+                    self.tail.set_ackedlen(acked);
                 }
                 self.shrink_buf();
             }
@@ -172,7 +171,7 @@ impl<P: Payload> Kcp<P> {
         if diff(self.snd_una, prev_una) > 0 {
             let event = CcEvent::Ack {
                 acked_segs: self.snd_una.wrapping_sub(prev_una),
-                acked_bytes: self.ackedlen,
+                acked_bytes: self.tail.ackedlen(),
                 prior_in_flight: prev_in_flight,
             };
             if self.hook(host, event) == CcOutcome::NotSet {

@@ -18,6 +18,7 @@ use super::recv_window::{Fragment, RecvWindow};
 use super::rtt::RttState;
 use super::send_window::SendWindow;
 use super::stats::Stats;
+use super::tail::TailFields;
 
 /// Bytes of a segment header, as the reference's `IKCP_OVERHEAD`.
 pub(super) const OVERHEAD: u32 = HEADER_LEN as u32;
@@ -42,9 +43,11 @@ pub(super) const OVERHEAD: u32 = HEADER_LEN as u32;
 /// assert_eq!(&buf[..n], b"hello");
 /// ```
 ///
-/// Fields mirror the reference's `IKCPCB` one for one (same names, same
-/// integer types) so that the C ABI can expose them as a live struct.
+/// The first fields are the reference's `IKCPCB` scalars, one for one and
+/// in its order (same names, same integer types), followed by the host's
+/// [`TailFields`], so that the C ABI can show them to C programs in place.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Kcp<P: Payload = SegmentBuf> {
     pub(crate) conv: u32,
     pub(crate) mtu: u32,
@@ -72,19 +75,20 @@ pub struct Kcp<P: Payload = SegmentBuf> {
     pub(crate) interval: u32,
     pub(crate) ts_flush: u32,
     pub(crate) xmit: u32,
+    /// Segment counts as last shown to the host (see
+    /// [`Kcp::publish_counts`]); the engine itself counts its containers.
+    pub(crate) shown_nrcv_buf: u32,
+    pub(crate) shown_nsnd_buf: u32,
+    pub(crate) shown_nrcv_que: u32,
+    pub(crate) shown_nsnd_que: u32,
     pub(crate) nodelay: u32,
     pub(crate) updated: u32,
     pub(crate) ts_probe: u32,
     pub(crate) probe_wait: u32,
     pub(crate) dead_link: u32,
     pub(crate) incr: u32,
-    /// Capacity the reference's ack array would have (it grows in powers of two).
-    pub(crate) ackblock: u32,
-    pub(crate) fastresend: i32,
-    pub(crate) fastlimit: i32,
-    pub(crate) nocwnd: i32,
-    pub(crate) stream: i32,
-    pub(crate) logmask: i32,
+    /// Right after the scalars, where the host wants them.
+    pub(crate) tail: P::Tail,
 
     pub(super) snd_buf: SendWindow<P>,
     pub(super) rcv_buf: RecvWindow<P>,
@@ -105,8 +109,6 @@ pub struct Kcp<P: Payload = SegmentBuf> {
     pub(super) busy_at: u32,
     pub(super) segments_in_at_busy: u64,
     pub(super) stats: Stats,
-    /// Payload bytes acknowledged by the input in progress (or the last).
-    pub(crate) ackedlen: u32,
     /// A Rust congestion controller, if one replaces the built-in algorithm.
     pub(crate) controller: Controller,
     pub(crate) flavour: Flavour,
@@ -148,18 +150,17 @@ impl<P: Payload> Kcp<P> {
             interval: INTERVAL_DEFAULT,
             ts_flush: INTERVAL_DEFAULT,
             xmit: 0,
+            shown_nrcv_buf: 0,
+            shown_nsnd_buf: 0,
+            shown_nrcv_que: 0,
+            shown_nsnd_que: 0,
             nodelay: 0,
             updated: 0,
             ts_probe: 0,
             probe_wait: 0,
             dead_link: DEAD_LINK_DEFAULT,
             incr: 0,
-            ackblock: 0,
-            fastresend: 0,
-            fastlimit: FASTACK_LIMIT,
-            nocwnd: 0,
-            stream: 0,
-            logmask: 0,
+            tail: P::Tail::new_tail(),
             snd_buf: SendWindow::new(),
             rcv_buf: RecvWindow::new(),
             rcv_queue: VecDeque::new(),
@@ -171,7 +172,6 @@ impl<P: Payload> Kcp<P> {
             busy_at: 0,
             segments_in_at_busy: 0,
             stats: Stats::default(),
-            ackedlen: 0,
             controller: Controller::default(),
             flavour: Flavour::V1,
         }
@@ -209,7 +209,7 @@ impl<P: Payload> Kcp<P> {
 
     /// Stream mode: no message boundaries, writes are coalesced.
     pub fn set_stream_mode(&mut self, stream: bool) {
-        self.stream = stream as i32;
+        self.tail.set_stream(stream as i32);
     }
 
     /// Floor of the retransmission timeout (ms).
@@ -224,12 +224,12 @@ impl<P: Payload> Kcp<P> {
 
     /// Cap on fast retransmissions per segment (0 = unlimited).
     pub fn set_fast_limit(&mut self, limit: i32) {
-        self.fastlimit = limit;
+        self.tail.set_fastlimit(limit);
     }
 
     /// Log categories passed to [`Output::log`].
     pub fn set_log_mask(&mut self, mask: i32) {
-        self.logmask = mask;
+        self.tail.set_logmask(mask);
     }
 
     /// Changes the conversation id (e.g. one assigned by a server).
@@ -255,7 +255,7 @@ impl<P: Payload> Kcp<P> {
     }
     /// Whether stream mode is on.
     pub fn is_stream(&self) -> bool {
-        self.stream != 0
+        self.tail.stream() != 0
     }
     /// Segments queued or in flight (the reference's `ikcp_waitsnd`).
     pub fn wait_snd(&self) -> usize {
@@ -319,24 +319,23 @@ impl<P: Payload> Kcp<P> {
     // calls these directly; the Rust API wraps them.
     // ------------------------------------------------------------------
 
-    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
-    pub(crate) fn nsnd_que(&self) -> u32 {
-        self.snd_buf.queued() as u32
-    }
-    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
-    pub(crate) fn nsnd_buf(&self) -> u32 {
-        self.snd_buf.len() as u32
-    }
     pub(crate) fn nrcv_que(&self) -> u32 {
         self.rcv_queue.len() as u32
     }
+
+    /// Stores the segment and ACK counts where a host reading the fields in
+    /// place finds them (`nrcv_buf`, `nsnd_buf`, `nrcv_que`, `nsnd_que`,
+    /// `ackcount`); the engine keeps them current only when asked, before
+    /// the host looks.
     #[cfg_attr(not(feature = "capi"), allow(dead_code))]
-    pub(crate) fn nrcv_buf(&self) -> u32 {
-        self.rcv_buf.len() as u32
-    }
-    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
-    pub(crate) fn ackcount(&self) -> u32 {
-        self.acklist.len() as u32
+    #[inline]
+    pub(crate) fn publish_counts(&mut self) {
+        self.shown_nrcv_buf = self.rcv_buf.len() as u32;
+        self.shown_nsnd_buf = self.snd_buf.len() as u32;
+        self.shown_nrcv_que = self.rcv_queue.len() as u32;
+        self.shown_nsnd_que = self.snd_buf.queued() as u32;
+        let acks = self.acklist.len() as u32;
+        self.tail.set_ackcount(acks);
     }
 
     pub(super) fn wnd_unused(&self) -> u32 {
@@ -404,10 +403,10 @@ impl<P: Payload> Kcp<P> {
             self.set_interval(interval);
         }
         if resend >= 0 {
-            self.fastresend = resend;
+            self.tail.set_fastresend(resend);
         }
         if nc >= 0 {
-            self.nocwnd = nc;
+            self.tail.set_nocwnd(nc);
         }
         0
     }

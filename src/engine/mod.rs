@@ -33,6 +33,7 @@ mod rtt;
 mod send;
 mod send_window;
 mod stats;
+mod tail;
 mod timers;
 
 pub use codec::{conv_of, Command, SegmentHeader, HEADER_LEN};
@@ -44,6 +45,7 @@ pub use kcp::Kcp;
 pub use output::{LogMask, Output};
 pub use payload::{Payload, SegmentBuf};
 pub use stats::Stats;
+pub use tail::{PlainTail, TailFields};
 
 #[cfg(feature = "abi2")]
 pub(crate) use controller::{CcEvent, CcOutcome};

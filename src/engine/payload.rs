@@ -5,9 +5,15 @@
 //! [`SegmentBuf`], which keeps room for the header in front of the data.
 
 use super::codec::HEADER_LEN;
+use super::tail::{PlainTail, TailFields};
 
 /// An owned, immutable byte buffer holding one segment's payload.
 pub trait Payload: Sized {
+    /// Where the engine keeps its fields that follow the public scalars
+    /// (see [`TailFields`]); [`PlainTail`] unless the host shows the
+    /// engine's state in place.
+    type Tail: TailFields;
+
     /// Copies `parts`, one after another, into a new buffer.
     /// Returns `None` when memory cannot be obtained.
     fn concat(parts: &[&[u8]]) -> Option<Self>;
@@ -49,6 +55,8 @@ pub trait Payload: Sized {
 }
 
 impl Payload for Vec<u8> {
+    type Tail = PlainTail;
+
     #[inline]
     fn concat(parts: &[&[u8]]) -> Option<Self> {
         let total = parts.iter().map(|p| p.len()).sum();
@@ -84,6 +92,8 @@ pub struct SegmentBuf {
 }
 
 impl Payload for SegmentBuf {
+    type Tail = PlainTail;
+
     #[inline]
     fn concat(parts: &[&[u8]]) -> Option<Self> {
         let total: usize = parts.iter().map(|p| p.len()).sum();
@@ -136,8 +146,8 @@ pub(crate) struct PayloadPool<P> {
 /// (a bulk sender frees a window of buffers per round trip and needs as many
 /// again for the next one), never fewer than this...
 pub(crate) const POOL_MIN: usize = 32;
-/// ...and never more than this (about 5.6 MB at the default MSS, while busy).
-pub(crate) const POOL_MAX: usize = 4096;
+/// ...and never more than this (the largest window the wire can advertise).
+pub(crate) const POOL_MAX: usize = 65_536;
 
 impl<P: Payload> PayloadPool<P> {
     pub fn new() -> Self {

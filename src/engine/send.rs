@@ -7,6 +7,7 @@ use super::host::{Host, Silent};
 use super::kcp::Kcp;
 use super::payload::Payload;
 use super::send_window::InFlight;
+use super::tail::TailFields;
 
 impl<P: Payload> Kcp<P> {
     /// Queues `data` for sending and returns how many bytes were accepted.
@@ -62,7 +63,7 @@ impl<P: Payload> Kcp<P> {
             }
         };
 
-        if self.stream != 0 {
+        if self.tail.stream() != 0 {
             if let Some(last) = self.snd_buf.last_queued_mut() {
                 let old_len = last.data.len() as u32;
                 if old_len < mss {
@@ -87,7 +88,7 @@ impl<P: Payload> Kcp<P> {
 
         let mut count = self.fragments_for(len);
         if count >= MAX_FRAGMENTS as i32 {
-            if self.stream != 0 && sent > 0 {
+            if self.tail.stream() != 0 && sent > 0 {
                 return sent;
             }
             return -2;
@@ -102,7 +103,7 @@ impl<P: Payload> Kcp<P> {
             let Some(payload) = self.pool.take(&[chunk]) else {
                 return -2;
             };
-            let frg = if self.stream == 0 {
+            let frg = if self.tail.stream() == 0 {
                 (count - i - 1) as u32
             } else {
                 0

@@ -112,6 +112,8 @@ impl HookBuf {
 }
 
 impl Payload for HookBuf {
+    type Tail = super::control::CbTail;
+
     fn concat(parts: &[&[u8]]) -> Option<Self> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
         // Upstream allocates every segment, even an empty one, so a refusing

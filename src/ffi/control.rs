@@ -9,124 +9,227 @@
 //! deferred until the outermost call returns.
 
 use std::ffi::CString;
-use std::os::raw::{c_char, c_int};
+use std::mem::offset_of;
+use std::os::raw::{c_char, c_int, c_void};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::ptr::{self, addr_of, addr_of_mut, NonNull};
+use std::ptr::{self, addr_of_mut, NonNull};
 
 use super::alloc::{allocate, deallocate, HookBuf, Release};
-use super::types::IKCPCB;
 #[cfg(feature = "abi2")]
 use super::types::IKCPOPS;
+use super::types::{IKCPCB, IQUEUEHEAD};
 #[cfg(feature = "abi2")]
 use crate::engine::{CcEvent, CcOutcome};
-use crate::engine::{Host, Kcp, LogMask};
+use crate::engine::{Host, Kcp, LogMask, TailFields};
 
+/// The engine behind a `kcp` pointer. It *is* the block the program sees:
+/// the engine starts with upstream's public scalars in upstream's order,
+/// followed by [`CbTail`], so `IKCPCB` fields are the engine's own fields
+/// and nothing is copied in or out around calls and callbacks.
 pub type Engine = Kcp<HookBuf>;
 
+/// The rest of upstream's `IKCPCB` after its scalars, in its order, then
+/// this layer's bookkeeping (after everything a program may touch).
 #[repr(C)]
-pub struct Control {
-    /// First, so that a `*mut IKCPCB` is also a `*mut Control`.
-    cb: IKCPCB,
-    engine: Engine,
+#[derive(Debug)]
+pub struct CbTail {
+    snd_queue: IQUEUEHEAD,
+    rcv_queue: IQUEUEHEAD,
+    snd_buf: IQUEUEHEAD,
+    rcv_buf: IQUEUEHEAD,
+    acklist: *mut u32,
+    ackcount: u32,
+    ackblock: u32,
+    #[cfg(feature = "abi2")]
+    ackedlen: u32,
+    user: *mut c_void,
+    buffer: *mut c_char,
+    fastresend: c_int,
+    fastlimit: c_int,
+    nocwnd: c_int,
+    stream: c_int,
+    #[cfg(feature = "abi2")]
+    ccops: *const IKCPOPS,
+    #[cfg(feature = "abi2")]
+    congest: *mut c_void,
+    logmask: c_int,
+    output: Option<unsafe extern "C" fn(*const c_char, c_int, *mut IKCPCB, *mut c_void) -> c_int>,
+    writelog: Option<unsafe extern "C" fn(*const c_char, *mut IKCPCB, *mut c_void)>,
+    // Not part of IKCPCB.
     /// The engine borrow of the call currently running a callback, if any.
     active: *mut Engine,
     /// Calls into this object currently on the stack.
     depth: u32,
     release_pending: bool,
     release: Release,
+    /// 1.x keeps ACK progress in no field; the engine still counts it.
+    #[cfg(not(feature = "abi2"))]
+    ackedlen: u32,
 }
 
-/// Declares the fields a program may write (they flow both ways) once, and
-/// derives both copy directions from that one list.
-macro_rules! shared_fields {
-    ($($field:ident),* $(,)?) => {
-        /// Copies what the program may have written into the engine.
-        fn sync_in(cb: &IKCPCB, k: &mut Engine) {
-            $(k.$field = cb.$field;)*
+impl TailFields for CbTail {
+    fn new_tail() -> Self {
+        CbTail {
+            snd_queue: empty_head(),
+            rcv_queue: empty_head(),
+            snd_buf: empty_head(),
+            rcv_buf: empty_head(),
+            acklist: ptr::null_mut(),
+            ackcount: 0,
+            ackblock: 0,
+            ackedlen: 0,
+            user: ptr::null_mut(),
+            buffer: ptr::null_mut(),
+            fastresend: 0,
+            fastlimit: crate::engine::FASTACK_LIMIT,
+            nocwnd: 0,
+            stream: 0,
             #[cfg(feature = "abi2")]
-            {
-                k.ackedlen = cb.ackedlen;
-            }
+            ccops: ptr::null(),
+            #[cfg(feature = "abi2")]
+            congest: ptr::null_mut(),
+            logmask: 0,
+            output: None,
+            writelog: None,
+            active: ptr::null_mut(),
+            depth: 0,
+            release_pending: false,
+            release: Release::Libc,
         }
+    }
+    #[inline(always)]
+    fn fastresend(&self) -> i32 {
+        self.fastresend
+    }
+    #[inline(always)]
+    fn set_fastresend(&mut self, v: i32) {
+        self.fastresend = v
+    }
+    #[inline(always)]
+    fn fastlimit(&self) -> i32 {
+        self.fastlimit
+    }
+    #[inline(always)]
+    fn set_fastlimit(&mut self, v: i32) {
+        self.fastlimit = v
+    }
+    #[inline(always)]
+    fn nocwnd(&self) -> i32 {
+        self.nocwnd
+    }
+    #[inline(always)]
+    fn set_nocwnd(&mut self, v: i32) {
+        self.nocwnd = v
+    }
+    #[inline(always)]
+    fn stream(&self) -> i32 {
+        self.stream
+    }
+    #[inline(always)]
+    fn set_stream(&mut self, v: i32) {
+        self.stream = v
+    }
+    #[inline(always)]
+    fn logmask(&self) -> i32 {
+        self.logmask
+    }
+    #[inline(always)]
+    fn set_logmask(&mut self, v: i32) {
+        self.logmask = v
+    }
+    #[inline(always)]
+    fn ackblock(&self) -> u32 {
+        self.ackblock
+    }
+    #[inline(always)]
+    fn set_ackblock(&mut self, v: u32) {
+        self.ackblock = v
+    }
+    #[inline(always)]
+    fn set_ackcount(&mut self, v: u32) {
+        self.ackcount = v
+    }
+    #[inline(always)]
+    fn ackedlen(&self) -> u32 {
+        self.ackedlen
+    }
+    #[inline(always)]
+    fn set_ackedlen(&mut self, v: u32) {
+        self.ackedlen = v
+    }
+}
 
-        /// Publishes the engine's state to the program.
-        fn sync_out(k: &Engine, cb: &mut IKCPCB) {
-            $(cb.$field = k.$field;)*
-            #[cfg(feature = "abi2")]
-            {
-                cb.ackedlen = k.ackedlen;
-            }
-            // Engine-owned: derived from the engine's queues and windows.
-            cb.snd_una = k.snd_una;
-            cb.snd_nxt = k.snd_nxt;
-            cb.rcv_nxt = k.rcv_nxt;
-            cb.nrcv_buf = k.nrcv_buf();
-            cb.nsnd_buf = k.nsnd_buf();
-            cb.nrcv_que = k.nrcv_que();
-            cb.nsnd_que = k.nsnd_que();
-            cb.ackcount = k.ackcount();
-            cb.ackblock = k.ackblock;
-        }
+/// A list head to be made empty (self-linked) once the block is in place.
+fn empty_head() -> IQUEUEHEAD {
+    IQUEUEHEAD {
+        next: ptr::null_mut(),
+        prev: ptr::null_mut(),
+    }
+}
+
+/// Checks, at compile time, that every `IKCPCB` field (the header's
+/// struct) sits where the engine keeps that value.
+macro_rules! same_offsets {
+    (scalars: $($s:ident = $e:ident),* ; tail: $($t:ident),* $(,)?) => {
+        const _: () = {
+            $(assert!(offset_of!(IKCPCB, $s) == offset_of!(Engine, $e));)*
+            $(assert!(offset_of!(IKCPCB, $t) == offset_of!(Engine, tail) + offset_of!(CbTail, $t));)*
+            assert!(size_of::<IKCPCB>() <= offset_of!(Engine, tail) + offset_of!(CbTail, active));
+        };
     };
 }
 
-shared_fields!(
-    conv, mtu, mss, state, ts_recent, ts_lastack, ssthresh, rx_rttval, rx_srtt, rx_rto, rx_minrto,
-    snd_wnd, rcv_wnd, rmt_wnd, cwnd, probe, current, interval, ts_flush, xmit, nodelay, updated,
-    ts_probe, probe_wait, dead_link, incr, fastresend, fastlimit, nocwnd, stream, logmask,
+same_offsets!(
+    scalars: conv = conv, mtu = mtu, mss = mss, state = state, snd_una = snd_una,
+    snd_nxt = snd_nxt, rcv_nxt = rcv_nxt, ts_recent = ts_recent, ts_lastack = ts_lastack,
+    ssthresh = ssthresh, rx_rttval = rx_rttval, rx_srtt = rx_srtt, rx_rto = rx_rto,
+    rx_minrto = rx_minrto, snd_wnd = snd_wnd, rcv_wnd = rcv_wnd, rmt_wnd = rmt_wnd,
+    cwnd = cwnd, probe = probe, current = current, interval = interval, ts_flush = ts_flush,
+    xmit = xmit, nrcv_buf = shown_nrcv_buf, nsnd_buf = shown_nsnd_buf,
+    nrcv_que = shown_nrcv_que, nsnd_que = shown_nsnd_que, nodelay = nodelay,
+    updated = updated, ts_probe = ts_probe, probe_wait = probe_wait, dead_link = dead_link,
+    incr = incr;
+    tail: snd_queue, rcv_queue, snd_buf, rcv_buf, acklist, ackcount, ackblock, user, buffer,
+    fastresend, fastlimit, nocwnd, stream, logmask, output, writelog,
 );
 
+#[cfg(feature = "abi2")]
+same_offsets!(scalars: conv = conv; tail: ackedlen, ccops, congest);
+
 /// Allocates and initialises a control block; NULL if memory is refused.
-pub fn create(conv: u32, user: *mut std::os::raw::c_void) -> *mut IKCPCB {
-    let size = std::mem::size_of::<Control>();
+pub fn create(conv: u32, user: *mut c_void) -> *mut IKCPCB {
+    let size = std::mem::size_of::<Engine>();
     let Some((raw, release)) = allocate(size) else {
         return ptr::null_mut();
     };
-    let ctl = raw.as_ptr().cast::<Control>();
-    if (ctl as usize) % std::mem::align_of::<Control>() != 0 {
+    let block = raw.as_ptr().cast::<Engine>();
+    if (block as usize) % std::mem::align_of::<Engine>() != 0 {
         // SAFETY: just allocated with this `release`, never used.
         unsafe { deallocate(raw, release) };
         return ptr::null_mut();
     }
-    #[allow(unused_mut)]
     let mut engine = Engine::with_payload(conv);
     #[cfg(feature = "abi2")]
     engine.set_flavour(crate::engine::Flavour::V2);
-    // SAFETY: `ctl` is a fresh, suitably aligned allocation of `size_of::<Control>()` bytes.
+    engine.tail.user = user;
+    engine.tail.release = release;
+    engine.publish_counts();
+    // SAFETY: `block` is a fresh, suitably aligned allocation of
+    // `size_of::<Engine>()` bytes; the list heads point at themselves only
+    // once the engine is in its final place.
     unsafe {
-        ptr::write(
-            ctl,
-            Control {
-                cb: blank_cb(user),
-                engine,
-                active: ptr::null_mut(),
-                depth: 0,
-                release_pending: false,
-                release,
-            },
-        );
-        let cb = addr_of_mut!((*ctl).cb);
+        ptr::write(block, engine);
         for head in [
-            addr_of_mut!((*cb).snd_queue),
-            addr_of_mut!((*cb).rcv_queue),
-            addr_of_mut!((*cb).snd_buf),
-            addr_of_mut!((*cb).rcv_buf),
+            addr_of_mut!((*block).tail.snd_queue),
+            addr_of_mut!((*block).tail.rcv_queue),
+            addr_of_mut!((*block).tail.snd_buf),
+            addr_of_mut!((*block).tail.rcv_buf),
         ] {
             (*head).next = head;
             (*head).prev = head;
         }
-        sync_out(&(*ctl).engine, &mut *cb);
-        cb
     }
-}
-
-fn blank_cb(user: *mut std::os::raw::c_void) -> IKCPCB {
-    // SAFETY: every field of IKCPCB is an integer, a raw pointer or an
-    // `Option` of a function pointer, for all of which all-zero bytes are a
-    // valid value (0, NULL, None). `create` then fills in the real values.
-    let mut cb: IKCPCB = unsafe { std::mem::zeroed() };
-    cb.user = user;
-    cb
+    block.cast::<IKCPCB>()
 }
 
 /// Frees a control block now, or when the outermost call on it returns.
@@ -134,131 +237,110 @@ fn blank_cb(user: *mut std::os::raw::c_void) -> IKCPCB {
 /// # Safety
 /// `kcp` must come from [`create`] and not have been released.
 pub unsafe fn release(kcp: *mut IKCPCB) {
-    let ctl = kcp.cast::<Control>();
     // SAFETY: live block (caller contract). Like upstream 2.x, the
     // controller's `release` runs first, as a callback of this call.
     #[cfg(feature = "abi2")]
     unsafe {
         enter(kcp, |engine, host| host.release_controller(engine));
     }
-    // SAFETY: `ctl` is a live block (caller contract); fields accessed by raw pointer.
+    let block = kcp.cast::<Engine>();
+    // SAFETY: `block` is a live block (caller contract); fields accessed by raw pointer.
     unsafe {
-        if (*ctl).depth > 0 {
-            (*ctl).release_pending = true;
+        if (*block).tail.depth > 0 {
+            (*block).tail.release_pending = true;
             return;
         }
-        destroy(ctl);
+        destroy(block);
     }
 }
 
 /// # Safety
-/// `ctl` is live and no call is running on it.
-unsafe fn destroy(ctl: *mut Control) {
+/// `block` is live and no call is running on it.
+unsafe fn destroy(block: *mut Engine) {
     // SAFETY: per contract; the block was written by `create` and is dropped once.
     unsafe {
-        let release = (*ctl).release;
-        ptr::drop_in_place(ctl);
-        deallocate(NonNull::new_unchecked(ctl.cast::<u8>()), release);
+        let release = (*block).tail.release;
+        ptr::drop_in_place(block);
+        deallocate(NonNull::new_unchecked(block.cast::<u8>()), release);
     }
 }
 
-/// Runs `f` on the engine behind `kcp`, with the program's field writes
-/// applied before and the engine's state published after.
+/// The engine a call on `kcp` works on: the block itself, or, while a
+/// callback of an outer call runs, that call's borrow of it.
+///
+/// # Safety
+/// `kcp` must come from [`create`], not released, and not NULL.
+#[inline(always)]
+unsafe fn current_engine(kcp: *const IKCPCB) -> *mut Engine {
+    let block = kcp.cast::<Engine>().cast_mut();
+    // SAFETY: per contract; one field read through the raw pointer.
+    let active = unsafe { (*block).tail.active };
+    if active.is_null() {
+        block
+    } else {
+        active
+    }
+}
+
+/// Runs `f` on the engine behind `kcp`. The program's field writes are
+/// already the engine's; only the counts are published after.
 ///
 /// # Safety
 /// `kcp` must come from [`create`], not released, and not NULL.
 pub unsafe fn enter<R>(kcp: *mut IKCPCB, f: impl FnOnce(&mut Engine, &mut CallbackHost) -> R) -> R {
-    let ctl = kcp.cast::<Control>();
-    // SAFETY: `ctl` is live (caller contract). When a callback of an outer
-    // call is running, `active` points at that call's engine borrow, which is
-    // not in use until the callback returns; otherwise nothing borrows the
-    // engine. The `cb` references are short-lived and no other reference to
-    // `cb` exists (outer calls only hold raw pointers while C runs).
+    // SAFETY: live block (caller contract). When a callback of an outer
+    // call is running, `active` points at that call's engine borrow, which
+    // is not in use until the callback returns; otherwise nothing borrows
+    // the engine. No reference into the block outlives this call.
     unsafe {
-        let engine: *mut Engine = if (*ctl).active.is_null() {
-            addr_of_mut!((*ctl).engine)
-        } else {
-            (*ctl).active
-        };
-        sync_in(&*kcp, &mut *engine);
-        (*ctl).depth += 1;
-        let mut host = CallbackHost { kcp };
+        let engine = current_engine(kcp);
+        (*engine).tail.depth += 1;
+        let mut host = CallbackHost;
         // Bookkeeping must survive a panic; it is re-raised for the caller's guard.
         let result = catch_unwind(AssertUnwindSafe(|| f(&mut *engine, &mut host)));
-        sync_out(&*engine, &mut *kcp);
-        (*ctl).depth -= 1;
-        if (*ctl).depth == 0 && (*ctl).release_pending {
-            destroy(ctl);
+        (*engine).publish_counts();
+        (*engine).tail.depth -= 1;
+        if (*engine).tail.depth == 0 && (*engine).tail.release_pending {
+            destroy(engine);
         }
         result.unwrap_or_else(|panic| resume_unwind(panic))
     }
 }
 
 /// Whether the object has no message waiting: `ikcp_recv`'s first test,
-/// answered without the field copies of [`enter`] (nothing changes, and no
-/// program-writable field is read).
+/// answered without entering (nothing changes).
 ///
 /// # Safety
 /// `kcp` must come from [`create`], not released, and not NULL.
 pub unsafe fn receive_queue_is_empty(kcp: *const IKCPCB) -> bool {
-    let ctl = kcp.cast::<Control>();
-    // SAFETY: `ctl` is live (caller contract). During a callback `active` is
-    // the outer call's engine, which that call does not touch until the
+    // SAFETY: `kcp` is live (caller contract). During a callback the engine
+    // is the outer call's, which that call does not touch until the
     // callback returns; a shared read of it is fine.
-    unsafe {
-        let engine: *const Engine = if (*ctl).active.is_null() {
-            addr_of!((*ctl).engine)
-        } else {
-            (*ctl).active
-        };
-        (*engine).recv_queue_len() == 0
-    }
+    unsafe { (*current_engine(kcp)).recv_queue_len() == 0 }
 }
 
-/// Delivers datagrams and log lines to the program's callbacks.
-pub struct CallbackHost {
-    kcp: *mut IKCPCB,
-}
+/// Delivers datagrams and log lines to the program's callbacks. The
+/// callbacks receive the engine itself as the `kcp` pointer.
+pub struct CallbackHost;
 
 impl CallbackHost {
-    /// Publishes `engine` to the program, runs `call` (which calls into C),
-    /// then takes back whatever the program wrote.
+    /// Shows the program the current counts, runs `call` (which calls into
+    /// C) with the object, and lets it re-enter.
     fn call_out(&mut self, engine: &mut Engine, call: impl FnOnce(*mut IKCPCB)) {
-        let kcp = self.kcp;
-        let ctl = kcp.cast::<Control>();
-        // SAFETY: `kcp` is live for the duration of the call that owns this
-        // host. `engine` is the borrow that call holds; its raw pointer is
-        // published in `active` so that re-entrant calls reuse this borrow
-        // rather than alias it, and it is not touched until `call` returns.
+        engine.publish_counts();
+        let me: *mut Engine = engine;
+        // SAFETY: `me` is the borrow the running call holds, turned into the
+        // one pointer C code uses: it is passed to `call` and published in
+        // `active`, so re-entrant calls and field accesses during the
+        // callback all go through it (none aliases a live reference), and
+        // the compiler must assume the callback reads and writes the block.
         unsafe {
-            publish_for_callback(engine, kcp);
-            let previous = (*ctl).active;
-            (*ctl).active = engine as *mut Engine;
-            call(kcp);
-            (*ctl).active = previous;
-            absorb_after_callback(kcp, engine);
+            let previous = (*me).tail.active;
+            (*me).tail.active = me;
+            call(me.cast::<IKCPCB>());
+            (*me).tail.active = previous;
         }
     }
-}
-
-/// Before C code runs inside a call (output, writelog, a controller hook):
-/// makes every public field show the engine's current state.
-///
-/// # Safety
-/// `kcp` is live and no reference into its block exists.
-unsafe fn publish_for_callback(engine: &Engine, kcp: *mut IKCPCB) {
-    // SAFETY: per contract.
-    unsafe { sync_out(engine, &mut *kcp) }
-}
-
-/// After that C code returned: takes into the engine whatever it wrote to
-/// the public fields (`cwnd`, `ssthresh`, `incr`, settings...).
-///
-/// # Safety
-/// `kcp` is live and no reference into its block exists.
-unsafe fn absorb_after_callback(kcp: *mut IKCPCB, engine: &mut Engine) {
-    // SAFETY: per contract.
-    unsafe { sync_in(&*kcp, engine) }
 }
 
 /// `ikcp_setcc` and the controller's life cycle (2.x). The table is read
@@ -267,15 +349,15 @@ unsafe fn absorb_after_callback(kcp: *mut IKCPCB, engine: &mut Engine) {
 #[cfg(feature = "abi2")]
 impl CallbackHost {
     /// The installed table, if any.
-    fn ops(&self) -> Option<&IKCPOPS> {
-        // SAFETY: `kcp` is live; `ccops` is NULL or the program's table,
-        // which stays valid while installed (ikcp_setcc's contract).
-        unsafe { (*self.kcp).ccops.as_ref() }
+    fn ops(engine: &Engine) -> Option<IKCPOPS> {
+        // SAFETY: `ccops` is NULL or the program's table, which stays valid
+        // while installed (ikcp_setcc's contract).
+        unsafe { engine.tail.ccops.as_ref().copied() }
     }
 
     /// Calls the installed controller's `release`, if it has one.
     pub fn release_controller(&mut self, engine: &mut Engine) {
-        if let Some(release) = self.ops().and_then(|ops| ops.release) {
+        if let Some(release) = Self::ops(engine).and_then(|ops| ops.release) {
             // SAFETY: the program's hook, called with the object.
             self.call_out(engine, |kcp| unsafe { release(kcp) });
         }
@@ -287,14 +369,9 @@ impl CallbackHost {
     /// consistent for the built-in algorithm.
     pub fn set_controller(&mut self, engine: &mut Engine, ops: *const IKCPOPS) -> c_int {
         self.release_controller(engine);
-        let kcp = self.kcp;
-        // SAFETY: `kcp` is live; plain writes to the program-visible block,
-        // which `call_out` and `enter` copy into the engine afterwards.
-        unsafe {
-            (*kcp).congest = ptr::null_mut();
-            (*kcp).ccops = ops;
-        }
-        let Some(table) = self.ops() else {
+        engine.tail.congest = ptr::null_mut();
+        engine.tail.ccops = ops;
+        let Some(table) = Self::ops(engine) else {
             engine.cwnd = engine.cwnd.max(1);
             engine.incr = engine.cwnd.wrapping_mul(engine.mss).max(engine.mss);
             return 0;
@@ -308,11 +385,8 @@ impl CallbackHost {
         if status >= 0 {
             return 0;
         }
-        // SAFETY: `kcp` is live.
-        unsafe {
-            (*kcp).ccops = ptr::null();
-            (*kcp).congest = ptr::null_mut();
-        }
+        engine.tail.ccops = ptr::null();
+        engine.tail.congest = ptr::null_mut();
         engine.cwnd = engine.cwnd.max(1);
         engine.incr = engine.cwnd.wrapping_mul(engine.mss);
         -1
@@ -321,17 +395,12 @@ impl CallbackHost {
 
 /// A C `IKCPOPS` table as the engine's congestion controller: each hook
 /// reads the table from `kcp->ccops` when reached (NULL hooks leave the
-/// built-in behaviour), and runs like any callback: fields published
-/// before, the program's writes taken back after, re-entry allowed.
+/// built-in behaviour), and runs like any callback: it sees and may change
+/// every field, and may re-enter.
 #[cfg(feature = "abi2")]
 impl CallbackHost {
-    fn ops_installed(&self) -> bool {
-        // SAFETY: `kcp` is live; reading one field.
-        unsafe { !(*self.kcp).ccops.is_null() }
-    }
-
     fn run_hook(&mut self, engine: &mut Engine, event: CcEvent) -> CcOutcome {
-        let Some(ops) = self.ops().copied() else {
+        let Some(ops) = Self::ops(engine) else {
             return CcOutcome::NotSet;
         };
         // SAFETY (every call below): the program's hook, with upstream's
@@ -401,8 +470,8 @@ impl CallbackHost {
 impl Host<HookBuf> for CallbackHost {
     #[cfg(feature = "abi2")]
     #[inline(always)]
-    fn has_controller(&self, _engine: &Engine) -> bool {
-        self.ops_installed()
+    fn has_controller(&self, engine: &Engine) -> bool {
+        !engine.tail.ccops.is_null()
     }
 
     #[cfg(feature = "abi2")]
@@ -445,9 +514,8 @@ impl Host<HookBuf> for CallbackHost {
         });
     }
 
-    fn wants_log(&self) -> bool {
-        // SAFETY: `kcp` is live; reading one field.
-        unsafe { (*self.kcp).writelog.is_some() }
+    fn wants_log(&self, engine: &Engine) -> bool {
+        engine.tail.writelog.is_some()
     }
 
     fn log(&mut self, engine: &mut Engine, _mask: LogMask, line: &str) {
