@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, Mutex};
 use tokio::time::Instant;
 use tracing::{debug, trace};
@@ -17,13 +16,13 @@ use super::cookie::{self, Message, Minter};
 use super::driver::{Driver, Source};
 use super::error::{ConnectionError, KcpError};
 use super::input_guard::BytePool;
+use super::routed::{Routed, RoutedPool};
 use super::routing::{well_formed, Room, Route, Table};
 use super::shared::Shared;
 use super::stats::{ListenerCounters, ListenerStats};
 use super::stream::{random_conv, KcpStream};
 use super::transport::{self, Received, Transport};
 use super::udp;
-use crate::engine::{conv_of, HEADER_LEN};
 
 /// Limits of a [`KcpListener`]: who may open a connection, how many may
 /// exist, and how much memory they may hold.
@@ -92,7 +91,9 @@ pub struct ListenerLimits {
     pub per_connection_queue: usize,
     /// Bytes of datagrams queued for all connections' tasks together before
     /// more are dropped (counted in [`ListenerStats::dropped_overload`]).
-    /// Default 16 MiB.
+    /// Each datagram counts as the buffer holding it: its length rounded up
+    /// to a power of two from 64 bytes, or to the MTU (a full-MTU datagram
+    /// counts its length, a 24-byte acknowledgement 64 bytes). Default 16 MiB.
     pub max_queued_bytes: usize,
     /// Bytes held out of order (waiting for a gap to fill) that every
     /// established connection may keep whatever the others hold, counted as
@@ -208,7 +209,7 @@ impl KcpListener {
         let router = Router {
             table: Table::new(&limits, Instant::now()),
             cookies: config.handshake_cookie.then(|| Minter::new(Instant::now())),
-            queued: queued.clone(),
+            routed: RoutedPool::new(queued.clone(), config.mtu),
             out_of_order: out_of_order.clone(),
             transport,
             config,
@@ -264,26 +265,6 @@ impl KcpListener {
     }
 }
 
-/// A datagram on its way from the listener to a connection's task, counted
-/// in the listener's queued bytes until the task is done with it.
-pub(crate) struct Routed {
-    data: Bytes,
-    pool: Arc<BytePool>,
-}
-
-impl std::ops::Deref for Routed {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        &self.data
-    }
-}
-
-impl Drop for Routed {
-    fn drop(&mut self) {
-        self.pool.release(self.data.len());
-    }
-}
-
 /// A connection for `accept`, with the flag the router sets if it closes it
 /// (half-open) before it is accepted.
 type Accepted = (KcpStream, SocketAddr, Arc<AtomicBool>);
@@ -311,21 +292,10 @@ struct Router {
     local: SocketAddr,
     accept_tx: mpsc::Sender<Accepted>,
     counters: Arc<ListenerCounters>,
-    /// Bytes routed and not yet consumed (see [`Routed`]).
-    queued: Arc<BytePool>,
+    /// Buffers of routed datagrams, charged to the queued bytes.
+    routed: Arc<RoutedPool>,
     /// Out-of-order bytes of all connections (see `InputGuard`).
     out_of_order: Arc<BytePool>,
-}
-
-/// Rewrites the conversation id of every segment (a peer that opened with 0
-/// keeps using 0 until it hears the assigned id).
-fn set_conv(d: &mut [u8], conv: u32) {
-    let mut at = 0;
-    while at + HEADER_LEN <= d.len() {
-        d[at..at + 4].copy_from_slice(&conv.to_le_bytes());
-        let len = u32::from_le_bytes([d[at + 20], d[at + 21], d[at + 22], d[at + 23]]) as usize;
-        at += HEADER_LEN + len;
-    }
 }
 
 impl Router {
@@ -414,7 +384,8 @@ impl Router {
         }
         let wire_conv = match self.table.route(d, peer) {
             Route::Known { conv, value } => {
-                let Some(data) = copy_for_routing(&self.queued, &self.counters, d, conv) else {
+                let Some(data) = self.routed.copy(d, conv) else {
+                    ListenerCounters::bump(&self.counters.dropped_overload);
                     return;
                 };
                 Self::deliver(&value.tx, data, &self.counters);
@@ -498,7 +469,8 @@ impl Router {
             }
         }
         let conv = self.table.conv_for(peer, wire_conv, random_conv);
-        let Some(data) = copy_for_routing(&self.queued, &self.counters, d, conv) else {
+        let Some(data) = self.routed.copy(d, conv) else {
+            ListenerCounters::bump(&self.counters.dropped_overload);
             self.publish_counts();
             return;
         };
@@ -581,48 +553,10 @@ impl Router {
     }
 }
 
-/// The datagram as its connection's task gets it: with the assigned
-/// conversation if the peer still uses 0, counted in the queued bytes.
-fn copy_for_routing(
-    queued: &Arc<BytePool>,
-    counters: &ListenerCounters,
-    d: &[u8],
-    conv: u32,
-) -> Option<Routed> {
-    if !queued.try_charge(d.len()) {
-        ListenerCounters::bump(&counters.dropped_overload);
-        return None;
-    }
-    let mut data = BytesMut::from(d);
-    if conv_of(d) != Some(conv) {
-        set_conv(&mut data, conv);
-    }
-    Some(Routed {
-        data: data.freeze(),
-        pool: queued.clone(),
-    })
-}
-
 /// Sleeps until `at`, or forever.
 async fn sleep_until_some(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::Command;
-    use crate::runtime::routing::tests::segment;
-
-    #[test]
-    fn conv_rewrite_touches_every_segment() {
-        let mut d = segment(0, Command::Push as u8, 0, b"xy");
-        d.extend_from_slice(&segment(0, Command::Push as u8, 1, b"z"));
-        set_conv(&mut d, 0xaabbccdd);
-        assert_eq!(conv_of(&d), Some(0xaabbccdd));
-        assert_eq!(conv_of(&d[HEADER_LEN + 2..]), Some(0xaabbccdd));
     }
 }

@@ -91,6 +91,7 @@ mod observe;
 mod outbox;
 pub mod presets;
 mod rng;
+mod routed;
 mod routing;
 mod shared;
 mod stats;

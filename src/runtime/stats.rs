@@ -127,7 +127,8 @@ pub struct ListenerStats {
     pub half_open_evicted: u64,
     /// Half-open connections closed by their timeout.
     pub half_open_expired: u64,
-    /// Bytes of datagrams routed but not yet taken by their connections.
+    /// Bytes of datagrams routed but not yet taken by their connections,
+    /// counted as [`ListenerLimits::max_queued_bytes`](super::ListenerLimits#structfield.max_queued_bytes) counts them.
     pub queued_bytes: u64,
     /// Bytes the listener's connections hold out of order, counted as
     /// segments times the MSS, floors included (see [`ListenerLimits::max_out_of_order_total`](super::ListenerLimits#structfield.max_out_of_order_total)).
