@@ -80,8 +80,10 @@ pub unsafe fn deallocate(ptr: NonNull<u8>, release: Release) {
 /// A segment payload in memory from the allocator hooks.
 pub struct HookBuf {
     ptr: NonNull<u8>,
-    len: usize,
-    capacity: usize,
+    // u32: a segment never exceeds the MSS (a u32); one slot of the send
+    // ring is 8 bytes smaller for it.
+    len: u32,
+    capacity: u32,
     release: Release,
 }
 
@@ -116,12 +118,12 @@ impl Payload for HookBuf {
 
     fn concat(parts: &[&[u8]]) -> Option<Self> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
+        let len32 = u32::try_from(len).ok()?;
         // Upstream allocates every segment, even an empty one, so a refusing
         // allocator fails an empty send too (the header room guarantees a
         // non-zero size, whatever malloc(0) would return).
-        let capacity = len;
-        let (ptr, release) = allocate(HEADER_LEN + capacity)?;
-        // SAFETY: the allocation has `HEADER_LEN + capacity` writable bytes;
+        let (ptr, release) = allocate(HEADER_LEN + len)?;
+        // SAFETY: the allocation has `HEADER_LEN + len` writable bytes;
         // the header room starts zeroed so every byte is initialised; fresh
         // memory cannot overlap the sources.
         unsafe {
@@ -130,8 +132,8 @@ impl Payload for HookBuf {
         }
         Some(HookBuf {
             ptr,
-            len,
-            capacity,
+            len: len32,
+            capacity: len32,
             release,
         })
     }
@@ -140,14 +142,14 @@ impl Payload for HookBuf {
         // While hooks are installed every segment is allocated through them,
         // as upstream does (a refusing hook must make sends fail).
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        if hooks_installed() || len > self.capacity {
+        if hooks_installed() || len > self.capacity as usize {
             return false;
         }
         // SAFETY: the payload area has `capacity >= len` bytes; the parts
         // are shared borrows, so none of them is this (exclusively borrowed)
         // buffer.
         unsafe { copy_parts(self.payload_ptr(), parts) };
-        self.len = len;
+        self.len = len as u32;
         true
     }
 
@@ -160,12 +162,12 @@ impl Payload for HookBuf {
     fn framed(&self) -> &[u8] {
         // SAFETY: header room and `len` payload bytes are initialised and
         // owned by `self`.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), HEADER_LEN + self.len) }
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), HEADER_LEN + self.len as usize) }
     }
 
     fn as_bytes(&self) -> &[u8] {
         // SAFETY: the payload area holds `len` initialised bytes owned by `self`.
-        unsafe { std::slice::from_raw_parts(self.payload_ptr(), self.len) }
+        unsafe { std::slice::from_raw_parts(self.payload_ptr(), self.len as usize) }
     }
 }
 
