@@ -1,6 +1,7 @@
 //! Our engine against the reference ikcp.c on identical work. Each group has
-//! an `ours` and a `reference` line (and `ours_capi` where the C ABI is
-//! compared with the Rust API), so criterion's report shows the pair together.
+//! an `ours` and a `reference` line (and `ours_capi`, our C ABI, where it is
+//! compared with the Rust API and the reference), so criterion's report shows
+//! them together.
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use ikcp_bench::{bulk_over_link, transfer, CApi, CEndpoint, Endpoint, Link, Mode, Ours};
@@ -82,55 +83,96 @@ fn engine_large_message(c: &mut Criterion) {
     message_group(c, "engine_large_message", &[(1, 16 * 1024), (1, 64 * 1024)]);
 }
 
-/// Messages in the window-scaling transfer: 16 MB in 1 KB messages, enough
-/// for several round trips at the largest window.
-const BULK_COUNT: usize = 16 * 1024;
+/// Message size of the window-scaling transfer: 1 KB, one segment each.
+const BULK_SIZE: usize = 1024;
 /// One-way delay of the simulated link, in 1 ms ticks (a 40 ms round trip):
 /// large windows only matter when a window's worth of data is in flight.
 const BULK_DELAY: usize = 20;
+/// Window and loss percent (each way) of the window-scaling workloads.
+const BULK_WORKLOADS: [(i32, u64); 8] = [
+    (128, 0),
+    (128, 2),
+    (1024, 0),
+    (1024, 2),
+    (4096, 0),
+    (4096, 2),
+    (16384, 1),
+    (32768, 1),
+];
+
+/// Messages moved by one window-scaling transfer: 16 MB, or four windows
+/// where that is more, so that even the largest window runs several round
+/// trips at full window rather than only its ramp (a window of 32,768
+/// messages is 32 MB; that transfer moves 128 MB).
+fn bulk_count(window: i32) -> usize {
+    (16 * 1024).max(4 * window as usize)
+}
 
 /// Bulk transfer through a link with a 40 ms round trip at several windows,
-/// with and without loss; throughput is per byte delivered.
+/// with and without loss, through our Rust API, our C ABI (`libkcp.so`,
+/// loaded with dlopen) and the reference; throughput is per byte delivered.
 fn window_scaling(c: &mut Criterion) {
-    const SIZE: usize = 1024;
+    let capi = CApi::ours();
+    if capi.is_none() {
+        eprintln!(
+            "window_scaling: ours_capi lines skipped: build target/release/libkcp.so first \
+             (cargo build --release -p ikcp)"
+        );
+    }
     let mut g = c.benchmark_group("window_scaling");
-    g.throughput(Throughput::Bytes((BULK_COUNT * SIZE) as u64));
-    for window in [128, 1024, 4096] {
-        for loss in [0u64, 2] {
-            let mode = Mode::fast(window);
-            let mut link = Link::new(BULK_DELAY, loss);
-            let ours = {
-                let (mut a, mut b) = pair_ours(mode);
-                bulk_over_link(&mut link, &mut a, &mut b, BULK_COUNT, SIZE, window as usize)
-            };
-            let reference = {
-                let (mut a, mut b) = pair_c(CApi::reference(), mode);
-                bulk_over_link(&mut link, &mut a, &mut b, BULK_COUNT, SIZE, window as usize)
-            };
+    for (window, loss) in BULK_WORKLOADS {
+        let count = bulk_count(window);
+        let mode = Mode::fast(window);
+        let wnd = window as usize;
+        let mut link = Link::new(BULK_DELAY, loss);
+        // The same work on each implementation before anything is timed.
+        let ours = {
+            let (mut a, mut b) = pair_ours(mode);
+            bulk_over_link(&mut link, &mut a, &mut b, count, BULK_SIZE, wnd)
+        };
+        let reference = {
+            let (mut a, mut b) = pair_c(CApi::reference(), mode);
+            bulk_over_link(&mut link, &mut a, &mut b, count, BULK_SIZE, wnd)
+        };
+        assert_eq!(
+            ours, reference,
+            "wire bytes differ: the two did not do the same work"
+        );
+        if let Some(api) = capi {
+            let (mut a, mut b) = pair_c(api, mode);
+            let through_capi = bulk_over_link(&mut link, &mut a, &mut b, count, BULK_SIZE, wnd);
             assert_eq!(
-                ours, reference,
-                "wire bytes differ: the two did not do the same work"
+                through_capi, reference,
+                "wire bytes differ: our C ABI did not do the reference's work"
             );
-            let label = format!("wnd{window}_loss{loss}");
-            g.bench_function(BenchmarkId::new("ours", &label), |bench| {
+        }
+        let label = format!("wnd{window}_loss{loss}");
+        g.throughput(Throughput::Bytes((count * BULK_SIZE) as u64));
+        g.bench_function(BenchmarkId::new("ours", &label), |bench| {
+            bench.iter_batched(
+                || pair_ours(mode),
+                |(mut a, mut b)| bulk_over_link(&mut link, &mut a, &mut b, count, BULK_SIZE, wnd),
+                BatchSize::PerIteration,
+            )
+        });
+        if let Some(api) = capi {
+            g.bench_function(BenchmarkId::new("ours_capi", &label), |bench| {
                 bench.iter_batched(
-                    || pair_ours(mode),
+                    || pair_c(api, mode),
                     |(mut a, mut b)| {
-                        bulk_over_link(&mut link, &mut a, &mut b, BULK_COUNT, SIZE, window as usize)
-                    },
-                    BatchSize::PerIteration,
-                )
-            });
-            g.bench_function(BenchmarkId::new("reference", &label), |bench| {
-                bench.iter_batched(
-                    || pair_c(CApi::reference(), mode),
-                    |(mut a, mut b)| {
-                        bulk_over_link(&mut link, &mut a, &mut b, BULK_COUNT, SIZE, window as usize)
+                        bulk_over_link(&mut link, &mut a, &mut b, count, BULK_SIZE, wnd)
                     },
                     BatchSize::PerIteration,
                 )
             });
         }
+        g.bench_function(BenchmarkId::new("reference", &label), |bench| {
+            bench.iter_batched(
+                || pair_c(CApi::reference(), mode),
+                |(mut a, mut b)| bulk_over_link(&mut link, &mut a, &mut b, count, BULK_SIZE, wnd),
+                BatchSize::PerIteration,
+            )
+        });
     }
     g.finish();
 }
