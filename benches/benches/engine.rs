@@ -4,7 +4,9 @@
 //! them together.
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use ikcp_bench::{bulk_over_link, transfer, CApi, CEndpoint, Endpoint, Link, Mode, Ours};
+use ikcp_bench::{
+    bulk_over_link, transfer, CApi, CEndpoint, Endpoint, Link, Mode, Ours, ThreadCpu,
+};
 use std::time::Duration;
 
 fn pair_ours(mode: Mode) -> (Ours, Ours) {
@@ -46,7 +48,7 @@ fn same_work(count: usize, size: usize, loss: u64, mode: Mode) {
     assert_eq!(t1, t2);
 }
 
-fn message_group(c: &mut Criterion, group: &str, cases: &[(usize, usize)]) {
+fn message_group(c: &mut Criterion<ThreadCpu>, group: &str, cases: &[(usize, usize)]) {
     let mode = Mode::fast(1024);
     let mut g = c.benchmark_group(group);
     for &(count, size) in cases {
@@ -67,7 +69,7 @@ fn message_group(c: &mut Criterion, group: &str, cases: &[(usize, usize)]) {
     g.finish();
 }
 
-fn engine_throughput(c: &mut Criterion) {
+fn engine_throughput(c: &mut Criterion<ThreadCpu>) {
     message_group(
         c,
         "engine_throughput",
@@ -75,11 +77,11 @@ fn engine_throughput(c: &mut Criterion) {
     );
 }
 
-fn engine_small_messages(c: &mut Criterion) {
+fn engine_small_messages(c: &mut Criterion<ThreadCpu>) {
     message_group(c, "engine_small_messages", &[(1000, 64)]);
 }
 
-fn engine_large_message(c: &mut Criterion) {
+fn engine_large_message(c: &mut Criterion<ThreadCpu>) {
     message_group(c, "engine_large_message", &[(1, 16 * 1024), (1, 64 * 1024)]);
 }
 
@@ -111,7 +113,7 @@ fn bulk_count(window: i32) -> usize {
 /// Bulk transfer through a link with a 40 ms round trip at several windows,
 /// with and without loss, through our Rust API, our C ABI (`libkcp.so`,
 /// loaded with dlopen) and the reference; throughput is per byte delivered.
-fn window_scaling(c: &mut Criterion) {
+fn window_scaling(c: &mut Criterion<ThreadCpu>) {
     let capi = CApi::ours();
     if capi.is_none() {
         eprintln!(
@@ -225,7 +227,7 @@ fn warmed_sender<E: Endpoint>(k: E) -> E {
 /// an ACK-heavy datagram acknowledging 57 segments in flight one by one
 /// (segment 0 lost, so `una` stays 0, as after a loss), and data-heavy ones
 /// (the next 16 full segments in order, one datagram each).
-fn input_parse(c: &mut Criterion) {
+fn input_parse(c: &mut Criterion<ThreadCpu>) {
     let mode = Mode::fast(1024);
     let mut ack_heavy = Vec::new();
     for sn in 1..=57u32 {
@@ -274,7 +276,7 @@ fn input_parse(c: &mut Criterion) {
 
 /// The same bulk transfer through our C ABI, our Rust API and the
 /// reference's C functions.
-fn capi_overhead(c: &mut Criterion) {
+fn capi_overhead(c: &mut Criterion<ThreadCpu>) {
     let Some(api) = CApi::ours() else {
         eprintln!("capi_overhead skipped: build target/release/libkcp.so first (cargo build --release -p ikcp)");
         return;
@@ -308,8 +310,12 @@ fn capi_overhead(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
+/// Every line measures the CPU time of the benchmarking thread (`ThreadCpu`),
+/// not wall time: the machine is shared, and time spent waiting for a core
+/// would land on whichever line was running.
+fn config() -> Criterion<ThreadCpu> {
     Criterion::default()
+        .with_measurement(ThreadCpu)
         .sample_size(10)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1))
