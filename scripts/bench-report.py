@@ -321,9 +321,11 @@ ax.set_yscale("log")
 windows = sorted({case_key(c)[0] for c in scaling_cases})
 ax.set_xticks(windows)
 ax.set_xticklabels([str(w) for w in windows])
+costs = [scaling[c][i][1] for c in scaling_cases for i in scaling[c]]
+nice = [m * 10**e for e in range(1, 6) for m in (1, 2, 3, 5)]
+ax.set_yticks([v for v in nice if min(costs) / 1.3 <= v <= max(costs) * 1.3])
 ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
-ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
-    lambda v, _: f"{v:,.0f}" if str(int(round(v)))[0] in "25" else ""))
+ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 ax.set_xlabel("send and receive window (segments)")
 ax.set_ylabel("ns per delivered 1 KB segment (lower is better)")
 sizes = sorted({(case_key(c)[0], round(scaling[c]["reference"][2])) for c in scaling_cases})
