@@ -9,8 +9,13 @@ cd "$(dirname "$0")/.."
 # valgrind (instruction counts) comes from the project's own install script.
 bash scripts/install-test-deps.sh
 
-# Our C ABI, for the capi_overhead group (dlopen'ed from target/release).
+# Our C ABI, for the window_scaling and capi_overhead groups (dlopen'ed from
+# target/release).
 cargo build --release -p ikcp --lib
+# The report reads every result under target/criterion; start empty so that
+# a line this run skipped (no libkcp.so) or no longer has is not reported
+# from an earlier run.
+rm -rf target/criterion
 # Only the bench package is selected, so the `capi` feature stays off there.
 cargo bench -p ikcp-bench --profile bench-noabi --bench engine -- --noplot
 cargo bench -p ikcp-bench --profile bench-noabi --bench memory | tee target/bench-memory.txt

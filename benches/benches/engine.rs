@@ -1,9 +1,12 @@
 //! Our engine against the reference ikcp.c on identical work. Each group has
-//! an `ours` and a `reference` line (and `ours_capi` where the C ABI is
-//! compared with the Rust API), so criterion's report shows the pair together.
+//! an `ours` and a `reference` line (and `ours_capi`, our C ABI, where it is
+//! compared with the Rust API and the reference), so criterion's report shows
+//! them together.
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
-use ikcp_bench::{bulk_over_link, transfer, CApi, CEndpoint, Endpoint, Link, Mode, Ours};
+use ikcp_bench::{
+    bulk_over_link, transfer, CApi, CEndpoint, Endpoint, Link, Mode, Ours, ThreadCpu,
+};
 use std::time::Duration;
 
 fn pair_ours(mode: Mode) -> (Ours, Ours) {
@@ -45,7 +48,7 @@ fn same_work(count: usize, size: usize, loss: u64, mode: Mode) {
     assert_eq!(t1, t2);
 }
 
-fn message_group(c: &mut Criterion, group: &str, cases: &[(usize, usize)]) {
+fn message_group(c: &mut Criterion<ThreadCpu>, group: &str, cases: &[(usize, usize)]) {
     let mode = Mode::fast(1024);
     let mut g = c.benchmark_group(group);
     for &(count, size) in cases {
@@ -66,7 +69,7 @@ fn message_group(c: &mut Criterion, group: &str, cases: &[(usize, usize)]) {
     g.finish();
 }
 
-fn engine_throughput(c: &mut Criterion) {
+fn engine_throughput(c: &mut Criterion<ThreadCpu>) {
     message_group(
         c,
         "engine_throughput",
@@ -74,63 +77,104 @@ fn engine_throughput(c: &mut Criterion) {
     );
 }
 
-fn engine_small_messages(c: &mut Criterion) {
+fn engine_small_messages(c: &mut Criterion<ThreadCpu>) {
     message_group(c, "engine_small_messages", &[(1000, 64)]);
 }
 
-fn engine_large_message(c: &mut Criterion) {
+fn engine_large_message(c: &mut Criterion<ThreadCpu>) {
     message_group(c, "engine_large_message", &[(1, 16 * 1024), (1, 64 * 1024)]);
 }
 
-/// Messages in the window-scaling transfer: 16 MB in 1 KB messages, enough
-/// for several round trips at the largest window.
-const BULK_COUNT: usize = 16 * 1024;
+/// Message size of the window-scaling transfer: 1 KB, one segment each.
+const BULK_SIZE: usize = 1024;
 /// One-way delay of the simulated link, in 1 ms ticks (a 40 ms round trip):
 /// large windows only matter when a window's worth of data is in flight.
 const BULK_DELAY: usize = 20;
+/// Window and loss percent (each way) of the window-scaling workloads.
+const BULK_WORKLOADS: [(i32, u64); 8] = [
+    (128, 0),
+    (128, 2),
+    (1024, 0),
+    (1024, 2),
+    (4096, 0),
+    (4096, 2),
+    (16384, 1),
+    (32768, 1),
+];
+
+/// Messages moved by one window-scaling transfer: 16 MB, or four windows
+/// where that is more, so that even the largest window runs several round
+/// trips at full window rather than only its ramp (a window of 32,768
+/// messages is 32 MB; that transfer moves 128 MB).
+fn bulk_count(window: i32) -> usize {
+    (16 * 1024).max(4 * window as usize)
+}
 
 /// Bulk transfer through a link with a 40 ms round trip at several windows,
-/// with and without loss; throughput is per byte delivered.
-fn window_scaling(c: &mut Criterion) {
-    const SIZE: usize = 1024;
+/// with and without loss, through our Rust API, our C ABI (`libkcp.so`,
+/// loaded with dlopen) and the reference; throughput is per byte delivered.
+fn window_scaling(c: &mut Criterion<ThreadCpu>) {
+    let capi = CApi::ours();
+    if capi.is_none() {
+        eprintln!(
+            "window_scaling: ours_capi lines skipped: build target/release/libkcp.so first \
+             (cargo build --release -p ikcp)"
+        );
+    }
     let mut g = c.benchmark_group("window_scaling");
-    g.throughput(Throughput::Bytes((BULK_COUNT * SIZE) as u64));
-    for window in [128, 1024, 4096] {
-        for loss in [0u64, 2] {
-            let mode = Mode::fast(window);
-            let mut link = Link::new(BULK_DELAY, loss);
-            let ours = {
-                let (mut a, mut b) = pair_ours(mode);
-                bulk_over_link(&mut link, &mut a, &mut b, BULK_COUNT, SIZE, window as usize)
-            };
-            let reference = {
-                let (mut a, mut b) = pair_c(CApi::reference(), mode);
-                bulk_over_link(&mut link, &mut a, &mut b, BULK_COUNT, SIZE, window as usize)
-            };
+    for (window, loss) in BULK_WORKLOADS {
+        let count = bulk_count(window);
+        let mode = Mode::fast(window);
+        let wnd = window as usize;
+        let mut link = Link::new(BULK_DELAY, loss);
+        // The same work on each implementation before anything is timed.
+        let ours = {
+            let (mut a, mut b) = pair_ours(mode);
+            bulk_over_link(&mut link, &mut a, &mut b, count, BULK_SIZE, wnd)
+        };
+        let reference = {
+            let (mut a, mut b) = pair_c(CApi::reference(), mode);
+            bulk_over_link(&mut link, &mut a, &mut b, count, BULK_SIZE, wnd)
+        };
+        assert_eq!(
+            ours, reference,
+            "wire bytes differ: the two did not do the same work"
+        );
+        if let Some(api) = capi {
+            let (mut a, mut b) = pair_c(api, mode);
+            let through_capi = bulk_over_link(&mut link, &mut a, &mut b, count, BULK_SIZE, wnd);
             assert_eq!(
-                ours, reference,
-                "wire bytes differ: the two did not do the same work"
+                through_capi, reference,
+                "wire bytes differ: our C ABI did not do the reference's work"
             );
-            let label = format!("wnd{window}_loss{loss}");
-            g.bench_function(BenchmarkId::new("ours", &label), |bench| {
+        }
+        let label = format!("wnd{window}_loss{loss}");
+        g.throughput(Throughput::Bytes((count * BULK_SIZE) as u64));
+        g.bench_function(BenchmarkId::new("ours", &label), |bench| {
+            bench.iter_batched(
+                || pair_ours(mode),
+                |(mut a, mut b)| bulk_over_link(&mut link, &mut a, &mut b, count, BULK_SIZE, wnd),
+                BatchSize::PerIteration,
+            )
+        });
+        if let Some(api) = capi {
+            g.bench_function(BenchmarkId::new("ours_capi", &label), |bench| {
                 bench.iter_batched(
-                    || pair_ours(mode),
+                    || pair_c(api, mode),
                     |(mut a, mut b)| {
-                        bulk_over_link(&mut link, &mut a, &mut b, BULK_COUNT, SIZE, window as usize)
-                    },
-                    BatchSize::PerIteration,
-                )
-            });
-            g.bench_function(BenchmarkId::new("reference", &label), |bench| {
-                bench.iter_batched(
-                    || pair_c(CApi::reference(), mode),
-                    |(mut a, mut b)| {
-                        bulk_over_link(&mut link, &mut a, &mut b, BULK_COUNT, SIZE, window as usize)
+                        bulk_over_link(&mut link, &mut a, &mut b, count, BULK_SIZE, wnd)
                     },
                     BatchSize::PerIteration,
                 )
             });
         }
+        g.bench_function(BenchmarkId::new("reference", &label), |bench| {
+            bench.iter_batched(
+                || pair_c(CApi::reference(), mode),
+                |(mut a, mut b)| bulk_over_link(&mut link, &mut a, &mut b, count, BULK_SIZE, wnd),
+                BatchSize::PerIteration,
+            )
+        });
     }
     g.finish();
 }
@@ -183,7 +227,7 @@ fn warmed_sender<E: Endpoint>(k: E) -> E {
 /// an ACK-heavy datagram acknowledging 57 segments in flight one by one
 /// (segment 0 lost, so `una` stays 0, as after a loss), and data-heavy ones
 /// (the next 16 full segments in order, one datagram each).
-fn input_parse(c: &mut Criterion) {
+fn input_parse(c: &mut Criterion<ThreadCpu>) {
     let mode = Mode::fast(1024);
     let mut ack_heavy = Vec::new();
     for sn in 1..=57u32 {
@@ -232,7 +276,7 @@ fn input_parse(c: &mut Criterion) {
 
 /// The same bulk transfer through our C ABI, our Rust API and the
 /// reference's C functions.
-fn capi_overhead(c: &mut Criterion) {
+fn capi_overhead(c: &mut Criterion<ThreadCpu>) {
     let Some(api) = CApi::ours() else {
         eprintln!("capi_overhead skipped: build target/release/libkcp.so first (cargo build --release -p ikcp)");
         return;
@@ -266,8 +310,12 @@ fn capi_overhead(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
+/// Every line measures the CPU time of the benchmarking thread (`ThreadCpu`),
+/// not wall time: the machine is shared, and time spent waiting for a core
+/// would land on whichever line was running.
+fn config() -> Criterion<ThreadCpu> {
     Criterion::default()
+        .with_measurement(ThreadCpu)
         .sample_size(10)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1))
