@@ -64,7 +64,7 @@ all: lib
 
 # cargo decides what is stale; make just asks every time.
 lib $(OUT)/libkcp.a $(OUT)/libkcp.so: FORCE
-	$(CARGO) build --release --no-default-features --features $(KCP_FEATURES) --target-dir $(KCP_TARGET_DIR)
+	$(CARGO) build -p ikcp --release --no-default-features --features $(KCP_FEATURES) --target-dir $(KCP_TARGET_DIR)
 	@# The soname's name, so programs linked to the shared library run from the build tree.
 	@ln -sfn libkcp.so $(OUT)/libkcp.so.$(SOVERSION)
 
