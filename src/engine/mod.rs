@@ -45,6 +45,8 @@ pub use kcp::Kcp;
 pub use output::{LogMask, Output};
 pub use payload::{Payload, SegmentBuf};
 pub use stats::Stats;
+#[cfg(feature = "capi")]
+pub(crate) use tail::tail_fields_by_name;
 pub use tail::{PlainTail, TailFields};
 
 #[cfg(feature = "abi2")]

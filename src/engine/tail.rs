@@ -40,6 +40,81 @@ pub trait TailFields {
     fn set_ackedlen(&mut self, v: u32);
 }
 
+/// Implements [`TailFields`] for a struct that has fields of those names
+/// (`fastresend`, `fastlimit`, `nocwnd`, `stream`, `logmask`: `i32`;
+/// `ackblock`, `ackcount`, `ackedlen`: `u32`), given how to make a new one.
+macro_rules! tail_fields_by_name {
+    ($tail:ty, $new:expr) => {
+        impl $crate::engine::TailFields for $tail {
+            fn new_tail() -> Self {
+                $new
+            }
+            #[inline(always)]
+            fn fastresend(&self) -> i32 {
+                self.fastresend
+            }
+            #[inline(always)]
+            fn set_fastresend(&mut self, v: i32) {
+                self.fastresend = v
+            }
+            #[inline(always)]
+            fn fastlimit(&self) -> i32 {
+                self.fastlimit
+            }
+            #[inline(always)]
+            fn set_fastlimit(&mut self, v: i32) {
+                self.fastlimit = v
+            }
+            #[inline(always)]
+            fn nocwnd(&self) -> i32 {
+                self.nocwnd
+            }
+            #[inline(always)]
+            fn set_nocwnd(&mut self, v: i32) {
+                self.nocwnd = v
+            }
+            #[inline(always)]
+            fn stream(&self) -> i32 {
+                self.stream
+            }
+            #[inline(always)]
+            fn set_stream(&mut self, v: i32) {
+                self.stream = v
+            }
+            #[inline(always)]
+            fn logmask(&self) -> i32 {
+                self.logmask
+            }
+            #[inline(always)]
+            fn set_logmask(&mut self, v: i32) {
+                self.logmask = v
+            }
+            #[inline(always)]
+            fn ackblock(&self) -> u32 {
+                self.ackblock
+            }
+            #[inline(always)]
+            fn set_ackblock(&mut self, v: u32) {
+                self.ackblock = v
+            }
+            #[inline(always)]
+            fn set_ackcount(&mut self, v: u32) {
+                self.ackcount = v
+            }
+            #[inline(always)]
+            fn ackedlen(&self) -> u32 {
+                self.ackedlen
+            }
+            #[inline(always)]
+            fn set_ackedlen(&mut self, v: u32) {
+                self.ackedlen = v
+            }
+        }
+    };
+}
+#[cfg_attr(not(feature = "capi"), allow(unused_imports))]
+pub(crate) use tail_fields_by_name;
+
 /// The tail of an engine no host looks into.
 #[derive(Debug, Clone)]
 pub struct PlainTail {
@@ -49,77 +124,20 @@ pub struct PlainTail {
     stream: i32,
     logmask: i32,
     ackblock: u32,
+    ackcount: u32,
     ackedlen: u32,
 }
 
-impl TailFields for PlainTail {
-    fn new_tail() -> Self {
-        PlainTail {
-            fastresend: 0,
-            fastlimit: FASTACK_LIMIT,
-            nocwnd: 0,
-            stream: 0,
-            logmask: 0,
-            ackblock: 0,
-            ackedlen: 0,
-        }
+tail_fields_by_name!(
+    PlainTail,
+    PlainTail {
+        fastresend: 0,
+        fastlimit: FASTACK_LIMIT,
+        nocwnd: 0,
+        stream: 0,
+        logmask: 0,
+        ackblock: 0,
+        ackcount: 0,
+        ackedlen: 0,
     }
-    #[inline(always)]
-    fn fastresend(&self) -> i32 {
-        self.fastresend
-    }
-    #[inline(always)]
-    fn set_fastresend(&mut self, v: i32) {
-        self.fastresend = v
-    }
-    #[inline(always)]
-    fn fastlimit(&self) -> i32 {
-        self.fastlimit
-    }
-    #[inline(always)]
-    fn set_fastlimit(&mut self, v: i32) {
-        self.fastlimit = v
-    }
-    #[inline(always)]
-    fn nocwnd(&self) -> i32 {
-        self.nocwnd
-    }
-    #[inline(always)]
-    fn set_nocwnd(&mut self, v: i32) {
-        self.nocwnd = v
-    }
-    #[inline(always)]
-    fn stream(&self) -> i32 {
-        self.stream
-    }
-    #[inline(always)]
-    fn set_stream(&mut self, v: i32) {
-        self.stream = v
-    }
-    #[inline(always)]
-    fn logmask(&self) -> i32 {
-        self.logmask
-    }
-    #[inline(always)]
-    fn set_logmask(&mut self, v: i32) {
-        self.logmask = v
-    }
-    #[inline(always)]
-    fn ackblock(&self) -> u32 {
-        self.ackblock
-    }
-    #[inline(always)]
-    fn set_ackblock(&mut self, v: u32) {
-        self.ackblock = v
-    }
-    #[inline(always)]
-    fn set_ackcount(&mut self, _v: u32) {}
-    #[inline(always)]
-    fn ackedlen(&self) -> u32 {
-        self.ackedlen
-    }
-    #[inline(always)]
-    fn set_ackedlen(&mut self, v: u32) {
-        self.ackedlen = v
-    }
-}
+);

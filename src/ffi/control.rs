@@ -18,9 +18,9 @@ use super::alloc::{allocate, deallocate, HookBuf, Release};
 #[cfg(feature = "abi2")]
 use super::types::IKCPOPS;
 use super::types::{IKCPCB, IQUEUEHEAD};
+use crate::engine::{tail_fields_by_name, Host, Kcp, LogMask};
 #[cfg(feature = "abi2")]
 use crate::engine::{CcEvent, CcOutcome};
-use crate::engine::{Host, Kcp, LogMask, TailFields};
 
 /// The engine behind a `kcp` pointer. It *is* the block the program sees:
 /// the engine starts with upstream's public scalars in upstream's order,
@@ -67,97 +67,36 @@ pub struct CbTail {
     ackedlen: u32,
 }
 
-impl TailFields for CbTail {
-    fn new_tail() -> Self {
-        CbTail {
-            snd_queue: empty_head(),
-            rcv_queue: empty_head(),
-            snd_buf: empty_head(),
-            rcv_buf: empty_head(),
-            acklist: ptr::null_mut(),
-            ackcount: 0,
-            ackblock: 0,
-            ackedlen: 0,
-            user: ptr::null_mut(),
-            buffer: ptr::null_mut(),
-            fastresend: 0,
-            fastlimit: crate::engine::FASTACK_LIMIT,
-            nocwnd: 0,
-            stream: 0,
-            #[cfg(feature = "abi2")]
-            ccops: ptr::null(),
-            #[cfg(feature = "abi2")]
-            congest: ptr::null_mut(),
-            logmask: 0,
-            output: None,
-            writelog: None,
-            active: ptr::null_mut(),
-            depth: 0,
-            release_pending: false,
-            release: Release::Libc,
-        }
+tail_fields_by_name!(
+    CbTail,
+    CbTail {
+        snd_queue: empty_head(),
+        rcv_queue: empty_head(),
+        snd_buf: empty_head(),
+        rcv_buf: empty_head(),
+        acklist: ptr::null_mut(),
+        ackcount: 0,
+        ackblock: 0,
+        ackedlen: 0,
+        user: ptr::null_mut(),
+        buffer: ptr::null_mut(),
+        fastresend: 0,
+        fastlimit: crate::engine::FASTACK_LIMIT,
+        nocwnd: 0,
+        stream: 0,
+        #[cfg(feature = "abi2")]
+        ccops: ptr::null(),
+        #[cfg(feature = "abi2")]
+        congest: ptr::null_mut(),
+        logmask: 0,
+        output: None,
+        writelog: None,
+        active: ptr::null_mut(),
+        depth: 0,
+        release_pending: false,
+        release: Release::Libc,
     }
-    #[inline(always)]
-    fn fastresend(&self) -> i32 {
-        self.fastresend
-    }
-    #[inline(always)]
-    fn set_fastresend(&mut self, v: i32) {
-        self.fastresend = v
-    }
-    #[inline(always)]
-    fn fastlimit(&self) -> i32 {
-        self.fastlimit
-    }
-    #[inline(always)]
-    fn set_fastlimit(&mut self, v: i32) {
-        self.fastlimit = v
-    }
-    #[inline(always)]
-    fn nocwnd(&self) -> i32 {
-        self.nocwnd
-    }
-    #[inline(always)]
-    fn set_nocwnd(&mut self, v: i32) {
-        self.nocwnd = v
-    }
-    #[inline(always)]
-    fn stream(&self) -> i32 {
-        self.stream
-    }
-    #[inline(always)]
-    fn set_stream(&mut self, v: i32) {
-        self.stream = v
-    }
-    #[inline(always)]
-    fn logmask(&self) -> i32 {
-        self.logmask
-    }
-    #[inline(always)]
-    fn set_logmask(&mut self, v: i32) {
-        self.logmask = v
-    }
-    #[inline(always)]
-    fn ackblock(&self) -> u32 {
-        self.ackblock
-    }
-    #[inline(always)]
-    fn set_ackblock(&mut self, v: u32) {
-        self.ackblock = v
-    }
-    #[inline(always)]
-    fn set_ackcount(&mut self, v: u32) {
-        self.ackcount = v
-    }
-    #[inline(always)]
-    fn ackedlen(&self) -> u32 {
-        self.ackedlen
-    }
-    #[inline(always)]
-    fn set_ackedlen(&mut self, v: u32) {
-        self.ackedlen = v
-    }
-}
+);
 
 /// A list head to be made empty (self-linked) once the block is in place.
 fn empty_head() -> IQUEUEHEAD {
