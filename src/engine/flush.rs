@@ -5,7 +5,7 @@
 use super::codec::{Command, SegmentHeader};
 use super::constants::*;
 use super::controller::{CcEvent, CcOutcome, Flavour};
-use super::host::{Host, OutputHost};
+use super::host::{Host, LentDatagram, OutputHost};
 use super::kcp::{Kcp, OVERHEAD};
 use super::output::{LogMask, Output};
 use super::payload::Payload;
@@ -97,7 +97,8 @@ impl<P: Payload> Kcp<P> {
         let mut timed_out = false;
         // A segment that so far fills the datagram alone, header written in
         // its own buffer (only for hosts that cannot re-enter the engine).
-        let mut lone: Option<u32> = None;
+        // With the datagram's length (header room and payload).
+        let mut lone: Option<(u32, usize)> = None;
         let mut cursor = self.snd_buf.first_sn();
         while let Some(sn) = cursor.and_then(|from| {
             // Only segments that will be sent are visited one by one; the
@@ -172,8 +173,7 @@ impl<P: Payload> Kcp<P> {
             match lone.take() {
                 // The datagram so far is one segment, not yet copied: it goes
                 // out as it is, or is copied after all to share a datagram.
-                Some(first) => {
-                    let size = self.snd_buf.get(first).map_or(0, |s| s.data.framed().len());
+                Some((first, size)) => {
                     if (size as i32).wrapping_add(need as i32) > self.mtu as i32 {
                         self.emit_lone(host, first);
                     } else if let Some(s) = self.snd_buf.get(first) {
@@ -205,7 +205,7 @@ impl<P: Payload> Kcp<P> {
             };
             if let Some(room) = room {
                 header.encode_into(room);
-                lone = Some(sn);
+                lone = Some((sn, seg.data.framed().len()));
             } else {
                 header.encode(&mut buf);
                 buf.extend_from_slice(seg.data.as_bytes());
@@ -220,7 +220,7 @@ impl<P: Payload> Kcp<P> {
             }
         }
 
-        if let Some(first) = lone {
+        if let Some((first, _)) = lone {
             self.emit_lone(host, first);
         } else if !buf.is_empty() {
             buf = self.emit(host, buf);
@@ -278,9 +278,16 @@ impl<P: Payload> Kcp<P> {
     /// Emits the in-flight segment `sn` as a datagram straight from its
     /// buffer (header already written in its header room).
     pub(super) fn emit_lone<H: Host<P>>(&mut self, host: &mut H, sn: u32) {
-        let Some(size) = self.snd_buf.get(sn).map(|s| s.data.framed().len()) else {
+        let Some(datagram) = self.snd_buf.get(sn).map(|s| {
+            let framed = s.data.framed();
+            LentDatagram {
+                ptr: framed.as_ptr(),
+                len: framed.len(),
+            }
+        }) else {
             return;
         };
+        let size = datagram.len;
         self.log(host, LogMask::OUTPUT, format_args!("[RO] {size} bytes"));
         self.stats.datagrams_out += 1;
         self.stats.bytes_out += size as u64;
@@ -291,7 +298,7 @@ impl<P: Payload> Kcp<P> {
             return;
         }
         self.lent.push(sn);
-        host.transmit_lent(self, sn);
+        host.transmit_lent(self, sn, datagram);
         self.lent.pop();
         if !self.lent_acked.is_empty() && !self.lent.contains(&sn) {
             if let Some(at) = self.lent_acked.iter().position(|(acked, _)| *acked == sn) {

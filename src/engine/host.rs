@@ -24,10 +24,13 @@ pub(crate) trait Host<P: Payload> {
 
     /// Sends in-flight segment `sn` as a datagram straight from its buffer
     /// (header in its header room), for hosts that must lend the engine to
-    /// their callback. Until this returns the engine keeps that buffer
-    /// allocated and unchanged (see [`Kcp::lent_datagram`]), whatever the
-    /// callback does to the engine. This default copies it out first.
-    fn transmit_lent(&mut self, kcp: &mut Kcp<P>, sn: u32) {
+    /// their callback. `datagram` is where those bytes are: until this
+    /// returns the engine keeps that buffer allocated and unchanged (see
+    /// [`Kcp::lent_datagram`]), whatever the callback does to the engine, so
+    /// a host that hands the address to foreign code may read it there. This
+    /// default copies it out first.
+    fn transmit_lent(&mut self, kcp: &mut Kcp<P>, sn: u32, datagram: LentDatagram) {
+        let _ = datagram;
         if let Some(bytes) = kcp.lent_datagram(sn).map(<[u8]>::to_vec) {
             self.transmit(kcp, &bytes);
         }
@@ -51,6 +54,16 @@ pub(crate) trait Host<P: Payload> {
     fn congestion(&mut self, kcp: &mut Kcp<P>, event: CcEvent) -> CcOutcome {
         kcp.run_rust_controller(event)
     }
+}
+
+/// Where a lent datagram's bytes are (see [`Host::transmit_lent`]): an
+/// address and a length, valid while the call it is passed to runs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LentDatagram {
+    // Read by the C ABI's host only.
+    #[cfg_attr(not(feature = "capi"), allow(dead_code))]
+    pub ptr: *const u8,
+    pub len: usize,
 }
 
 /// Adapts an [`Output`] to a [`Host`] that never re-enters the engine.

@@ -52,4 +52,4 @@ pub use tail::{PlainTail, TailFields};
 #[cfg(feature = "abi2")]
 pub(crate) use controller::{CcEvent, CcOutcome};
 #[cfg(feature = "capi")]
-pub(crate) use host::Host;
+pub(crate) use host::{Host, LentDatagram};

@@ -18,7 +18,7 @@ use super::alloc::{allocate, deallocate, HookBuf, Release};
 #[cfg(feature = "abi2")]
 use super::types::IKCPOPS;
 use super::types::{IKCPCB, IQUEUEHEAD};
-use crate::engine::{tail_fields_by_name, Host, Kcp, LogMask};
+use crate::engine::{tail_fields_by_name, Host, Kcp, LentDatagram, LogMask};
 #[cfg(feature = "abi2")]
 use crate::engine::{CcEvent, CcOutcome};
 
@@ -435,16 +435,13 @@ impl Host<HookBuf> for CallbackHost {
         });
     }
 
-    fn transmit_lent(&mut self, engine: &mut Engine, sn: u32) {
-        let Some(datagram) = engine.lent_datagram(sn) else {
-            return;
-        };
-        let (bytes, len) = (datagram.as_ptr(), datagram.len());
+    fn transmit_lent(&mut self, engine: &mut Engine, _sn: u32, datagram: LentDatagram) {
+        let (bytes, len) = (datagram.ptr, datagram.len);
         self.call_out(engine, |kcp| {
             // SAFETY: `kcp` is live. `bytes` points into the segment's own
             // buffer, which the engine keeps allocated and unwritten until
-            // this method returns (`lent_datagram`'s contract), even if the
-            // callback re-enters and acknowledges or resends the segment.
+            // this method returns (`Host::transmit_lent`'s contract), even if
+            // the callback re-enters and acknowledges or resends the segment.
             unsafe {
                 if let Some(output) = (*kcp).output {
                     output(bytes.cast::<c_char>(), len as c_int, kcp, (*kcp).user);
