@@ -1,5 +1,8 @@
-//! Shared by the async tests: `RUST_LOG` support.
+//! Shared by the async tests: `RUST_LOG` support, and (`interop`) our side
+//! of the interop tests.
 #![allow(dead_code)]
+
+pub mod interop;
 
 use tracing_subscriber::EnvFilter;
 
