@@ -129,26 +129,42 @@ const MESSAGES: usize = 60;
 const CONV_OF_OUR_CLIENT: u32 = 0x00c0_ffee;
 const CONV_OF_THE_C_CLIENT: u32 = 0x0bad_cafe;
 
-/// A C ABI echo server on its own thread, on `sock`, until `stop` (or 30 s);
-/// it returns how many messages it echoed and what `ikcp_input` refused.
-fn spawn_c_echo_server(
-    sock: UdpSocket,
+/// A C ABI echo server on 127.0.0.1, on its own thread, until stopped (or
+/// 30 s).
+struct CEchoServer {
+    addr: SocketAddr,
     stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<(usize, Vec<c_int>)> {
-    std::thread::spawn(move || {
-        let mut peer = CPeer::new(CONV_OF_OUR_CLIENT, sock, None);
-        let (mut buf, mut msg) = (vec![0u8; 65536], vec![0u8; 1 << 20]);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut echoed = 0;
-        while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-            peer.step(&mut buf);
-            while let Some(m) = peer.recv(&mut msg) {
-                peer.send(&m);
-                echoed += 1;
+    thread: std::thread::JoinHandle<(usize, Vec<c_int>)>,
+}
+
+impl CEchoServer {
+    fn start() -> CEchoServer {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peer = CPeer::new(CONV_OF_OUR_CLIENT, sock, None);
+            let (mut buf, mut msg) = (vec![0u8; 65536], vec![0u8; 1 << 20]);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut echoed = 0;
+            while !stopped.load(Ordering::Relaxed) && Instant::now() < deadline {
+                peer.step(&mut buf);
+                while let Some(m) = peer.recv(&mut msg) {
+                    peer.send(&m);
+                    echoed += 1;
+                }
             }
-        }
-        (echoed, std::mem::take(&mut peer.refused))
-    })
+            (echoed, std::mem::take(&mut peer.refused))
+        });
+        CEchoServer { addr, stop, thread }
+    }
+
+    /// Stops it: how many messages it echoed, and what `ikcp_input` refused.
+    fn stop(self) -> (usize, Vec<c_int>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
 }
 
 /// What the C client saw: echoes (checked in order), their bytes, and what
@@ -220,11 +236,8 @@ async fn our_client(addr: SocketAddr) -> KcpStream {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_stream_talks_to_a_c_abi_echo_server() {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = sock.local_addr().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let server = spawn_c_echo_server(sock, stop.clone());
-    let mut client = our_client(addr).await;
+    let server = CEchoServer::start();
+    let mut client = our_client(server.addr).await;
     let run = async {
         send_all(&mut client, MESSAGES, message).await;
         expect_echoes(&mut client, MESSAGES, message, "").await
@@ -232,8 +245,7 @@ async fn our_stream_talks_to_a_c_abi_echo_server() {
     let bytes = timeout(Duration::from_secs(30), run)
         .await
         .expect("timed out");
-    stop.store(true, Ordering::Relaxed);
-    let (echoed, _) = server.join().unwrap();
+    let (echoed, _) = server.stop();
     assert_eq!(echoed, MESSAGES);
     println!("KcpStream -> C ABI echo server: {MESSAGES} messages, {bytes} bytes verified");
 }
@@ -260,11 +272,8 @@ fn assert_only_the_signal_was_refused(refused: &[c_int]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_our_stream_towards_a_c_peer_leaves_it_working() {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = sock.local_addr().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let server = spawn_c_echo_server(sock, stop.clone());
-    let mut client = our_client(addr).await;
+    let server = CEchoServer::start();
+    let mut client = our_client(server.addr).await;
     let run = async {
         send_all(&mut client, MESSAGES, message).await;
         // Everything acknowledged, then the signal the C peer does not know.
@@ -277,8 +286,7 @@ async fn closing_our_stream_towards_a_c_peer_leaves_it_working() {
     timeout(Duration::from_secs(30), run)
         .await
         .expect("timed out");
-    stop.store(true, Ordering::Relaxed);
-    let (echoed, refused) = server.join().unwrap();
+    let (echoed, refused) = server.stop();
     assert_eq!(echoed, MESSAGES);
     assert_only_the_signal_was_refused(&refused);
     println!(

@@ -50,6 +50,13 @@ async fn their_echo_server() -> (SocketAddr, JoinHandle<()>) {
     (addr, server)
 }
 
+/// Our client of `addr`, opening with `conv`.
+async fn our_client(addr: SocketAddr, conv: u32) -> KcpStream {
+    KcpStream::connect_with_conv(addr, conv, KcpConfig::new().fast_mode())
+        .await
+        .unwrap()
+}
+
 /// A tokio_kcp client of `addr` opening with `conv`, bound to loopback
 /// explicitly (tokio_kcp's `connect` binds 0.0.0.0).
 async fn their_client(conv: u32, addr: SocketAddr) -> tokio_kcp::KcpStream {
@@ -77,9 +84,7 @@ async fn their_ping_pong(client: &mut tokio_kcp::KcpStream, what: &str) -> usize
 async fn our_stream_talks_to_a_tokio_kcp_server() {
     for conv in [0x5eed_u32, 0] {
         let (addr, server) = their_echo_server().await;
-        let mut client = KcpStream::connect_with_conv(addr, conv, KcpConfig::new().fast_mode())
-            .await
-            .unwrap();
+        let mut client = our_client(addr, conv).await;
         let run = async {
             send_all(&mut client, MESSAGES, message).await;
             let what = format!(" (conv {conv})");
@@ -118,9 +123,7 @@ async fn a_tokio_kcp_client_talks_to_our_listener() {
 async fn closing_our_stream_towards_a_tokio_kcp_server_leaves_it_working() {
     for conv in [0x5eed_u32, 0] {
         let (addr, server) = their_echo_server().await;
-        let mut client = KcpStream::connect_with_conv(addr, conv, KcpConfig::new().fast_mode())
-            .await
-            .unwrap();
+        let mut client = our_client(addr, conv).await;
         let run = async {
             send_all(&mut client, MESSAGES, message).await;
             // Everything acknowledged, then the signal tokio_kcp does not know.
