@@ -15,21 +15,12 @@ use kcp::runtime::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::time::timeout;
 
+mod support;
+use support::payload;
+
 /// The end-of-stream signal's command byte (README, "End of stream").
 const FIN: u8 = 0x5a;
 const PUSH: u8 = 81;
-
-fn payload(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 fn lossy(loss: f64, seed: u64) -> MemoryNetwork {
     MemoryNetwork::new(LinkConditions {

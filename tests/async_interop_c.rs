@@ -1,5 +1,6 @@
 //! Interop with our own C ABI (`ikcp_*`, driven the way a C program drives
-//! it) over real UDP on 127.0.0.1, in both directions.
+//! it) over real UDP on 127.0.0.1, in both directions. Our side is
+//! `tests/support/interop.rs`; the C side is `CPeer` below.
 
 use std::ffi::{c_char, c_int, c_long, c_void};
 use std::net::{SocketAddr, UdpSocket};
@@ -11,8 +12,14 @@ use kcp::ffi::{
     ikcp_create, ikcp_input, ikcp_nodelay, ikcp_recv, ikcp_release, ikcp_send, ikcp_setoutput,
     ikcp_update, ikcp_waitsnd, ikcp_wndsize, ikcpcb,
 };
-use kcp::runtime::{KcpConfig, KcpListener, KcpStream};
+use kcp::runtime::{KcpConfig, KcpStream};
 use tokio::time::timeout;
+
+mod support;
+use support::interop::{
+    assert_no_end_of_stream, expect_echoes, listener_on_loopback, send_all, spawn_echo_server,
+    spawn_echo_then_close,
+};
 
 struct OutCtx {
     sock: UdpSocket,
@@ -119,97 +126,136 @@ fn message(i: usize) -> Vec<u8> {
 }
 
 const MESSAGES: usize = 60;
+const CONV_OF_OUR_CLIENT: u32 = 0x00c0_ffee;
+const CONV_OF_THE_C_CLIENT: u32 = 0x0bad_cafe;
+
+/// A C ABI echo server on 127.0.0.1, on its own thread, until stopped (or
+/// 30 s).
+struct CEchoServer {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(usize, Vec<c_int>)>,
+}
+
+impl CEchoServer {
+    fn start() -> CEchoServer {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = sock.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peer = CPeer::new(CONV_OF_OUR_CLIENT, sock, None);
+            let (mut buf, mut msg) = (vec![0u8; 65536], vec![0u8; 1 << 20]);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut echoed = 0;
+            while !stopped.load(Ordering::Relaxed) && Instant::now() < deadline {
+                peer.step(&mut buf);
+                while let Some(m) = peer.recv(&mut msg) {
+                    peer.send(&m);
+                    echoed += 1;
+                }
+            }
+            (echoed, std::mem::take(&mut peer.refused))
+        });
+        CEchoServer { addr, stop, thread }
+    }
+
+    /// Stops it: how many messages it echoed, and what `ikcp_input` refused.
+    fn stop(self) -> (usize, Vec<c_int>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
+/// What the C client saw: echoes (checked in order), their bytes, and what
+/// `ikcp_input` refused.
+struct CClientRun {
+    got: usize,
+    bytes: usize,
+    refused: Vec<c_int>,
+}
+
+/// A C ABI client on its own thread: sends `MESSAGES` messages to `addr`
+/// and reads the echoes until it has them all, and with `until_refused`
+/// until it has also refused a datagram (our end-of-stream signal), or 30 s.
+/// Without `until_refused` it then lets its last acknowledgements go out.
+fn c_client(addr: SocketAddr, until_refused: bool) -> CClientRun {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut peer = CPeer::new(CONV_OF_THE_C_CLIENT, sock, Some(addr));
+    for i in 0..MESSAGES {
+        peer.send(&message(i));
+    }
+    let (mut buf, mut msg) = (vec![0u8; 65536], vec![0u8; 1 << 20]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut got = 0;
+    let mut bytes = 0;
+    while (got < MESSAGES || (until_refused && peer.refused.is_empty()))
+        && Instant::now() < deadline
+    {
+        peer.step(&mut buf);
+        while let Some(m) = peer.recv(&mut msg) {
+            assert_eq!(m, message(got), "message {got}");
+            got += 1;
+            bytes += m.len();
+        }
+    }
+    if !until_refused {
+        // Let the last acknowledgements go out.
+        let until = Instant::now() + Duration::from_millis(200);
+        while peer.waitsnd() > 0 && Instant::now() < until {
+            peer.step(&mut buf);
+        }
+    }
+    CClientRun {
+        got,
+        bytes,
+        refused: std::mem::take(&mut peer.refused),
+    }
+}
+
+/// Runs `c_client` on its own thread and waits for it.
+async fn run_c_client(addr: SocketAddr, until_refused: bool) -> CClientRun {
+    let client = std::thread::spawn(move || c_client(addr, until_refused));
+    let run = tokio::task::spawn_blocking(move || client.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        run.got, MESSAGES,
+        "C client received {} of {MESSAGES} echoes",
+        run.got
+    );
+    run
+}
+
+/// Our client, connected to the C echo server on `addr`.
+async fn our_client(addr: SocketAddr) -> KcpStream {
+    KcpStream::connect_with_conv(addr, CONV_OF_OUR_CLIENT, KcpConfig::new().fast_mode())
+        .await
+        .unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_stream_talks_to_a_c_abi_echo_server() {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = sock.local_addr().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop2 = stop.clone();
-    let server = std::thread::spawn(move || {
-        let mut peer = CPeer::new(0x00c0_ffee, sock, None);
-        let (mut buf, mut msg) = (vec![0u8; 65536], vec![0u8; 1 << 20]);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut echoed = 0;
-        while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
-            peer.step(&mut buf);
-            while let Some(m) = peer.recv(&mut msg) {
-                peer.send(&m);
-                echoed += 1;
-            }
-        }
-        echoed
-    });
-    let mut client = KcpStream::connect_with_conv(addr, 0x00c0_ffee, KcpConfig::new().fast_mode())
-        .await
-        .unwrap();
+    let server = CEchoServer::start();
+    let mut client = our_client(server.addr).await;
     let run = async {
-        let mut bytes = 0;
-        for i in 0..MESSAGES {
-            client.send(&message(i)).await.unwrap();
-        }
-        for i in 0..MESSAGES {
-            let m = client.recv().await.unwrap();
-            assert_eq!(&m[..], &message(i)[..], "message {i}");
-            bytes += m.len();
-        }
-        bytes
+        send_all(&mut client, MESSAGES, message).await;
+        expect_echoes(&mut client, MESSAGES, message, "").await
     };
     let bytes = timeout(Duration::from_secs(30), run)
         .await
         .expect("timed out");
-    stop.store(true, Ordering::Relaxed);
-    let echoed = server.join().unwrap();
+    let (echoed, _) = server.stop();
     assert_eq!(echoed, MESSAGES);
     println!("KcpStream -> C ABI echo server: {MESSAGES} messages, {bytes} bytes verified");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_c_abi_client_talks_to_our_listener() {
-    let listener = KcpListener::bind("127.0.0.1:0".parse().unwrap(), KcpConfig::new().fast_mode())
-        .await
-        .unwrap();
+    let listener = listener_on_loopback(KcpConfig::new().fast_mode()).await;
     let addr = listener.local_addr();
-    let server = tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        let conv = s.conv();
-        while let Ok(m) = s.recv().await {
-            s.send(&m).await.unwrap();
-        }
-        conv
-    });
-    let client = std::thread::spawn(move || {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut peer = CPeer::new(0x0bad_cafe, sock, Some(addr));
-        for i in 0..MESSAGES {
-            peer.send(&message(i));
-        }
-        let (mut buf, mut msg) = (vec![0u8; 65536], vec![0u8; 1 << 20]);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut got = 0;
-        let mut bytes = 0;
-        while got < MESSAGES && Instant::now() < deadline {
-            peer.step(&mut buf);
-            while let Some(m) = peer.recv(&mut msg) {
-                assert_eq!(m, message(got), "message {got}");
-                got += 1;
-                bytes += m.len();
-            }
-        }
-        // Let the last acknowledgements go out.
-        let until = Instant::now() + Duration::from_millis(200);
-        while peer.waitsnd() > 0 && Instant::now() < until {
-            peer.step(&mut buf);
-        }
-        (got, bytes)
-    });
-    let (got, bytes) = tokio::task::spawn_blocking(move || client.join().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(
-        got, MESSAGES,
-        "C client received {got} of {MESSAGES} echoes"
-    );
+    let server = spawn_echo_server(listener);
+    let CClientRun { got, bytes, .. } = run_c_client(addr, false).await;
     server.abort();
     println!("C ABI client -> KcpListener: {got} messages, {bytes} bytes verified");
 }
@@ -226,47 +272,21 @@ fn assert_only_the_signal_was_refused(refused: &[c_int]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_our_stream_towards_a_c_peer_leaves_it_working() {
-    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let addr = sock.local_addr().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop2 = stop.clone();
-    let server = std::thread::spawn(move || {
-        let mut peer = CPeer::new(0x00c0_ffee, sock, None);
-        let (mut buf, mut msg) = (vec![0u8; 65536], vec![0u8; 1 << 20]);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut echoed = 0;
-        while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
-            peer.step(&mut buf);
-            while let Some(m) = peer.recv(&mut msg) {
-                peer.send(&m);
-                echoed += 1;
-            }
-        }
-        (echoed, std::mem::take(&mut peer.refused))
-    });
-    let mut client = KcpStream::connect_with_conv(addr, 0x00c0_ffee, KcpConfig::new().fast_mode())
-        .await
-        .unwrap();
+    let server = CEchoServer::start();
+    let mut client = our_client(server.addr).await;
     let run = async {
-        for i in 0..MESSAGES {
-            client.send(&message(i)).await.unwrap();
-        }
+        send_all(&mut client, MESSAGES, message).await;
         // Everything acknowledged, then the signal the C peer does not know.
         client.close().await.unwrap();
         // It keeps echoing: every echo still arrives after the signal.
-        for i in 0..MESSAGES {
-            let m = client.recv().await.unwrap();
-            assert_eq!(&m[..], &message(i)[..], "message {i}");
-        }
+        expect_echoes(&mut client, MESSAGES, message, "").await;
         // A raw peer never signals the end: no end of stream here.
-        let more = timeout(Duration::from_millis(300), client.recv()).await;
-        assert!(more.is_err(), "{more:?}");
+        assert_no_end_of_stream(&mut client).await;
     };
     timeout(Duration::from_secs(30), run)
         .await
         .expect("timed out");
-    stop.store(true, Ordering::Relaxed);
-    let (echoed, refused) = server.join().unwrap();
+    let (echoed, refused) = server.stop();
     assert_eq!(echoed, MESSAGES);
     assert_only_the_signal_was_refused(&refused);
     println!(
@@ -279,44 +299,10 @@ async fn closing_our_stream_towards_a_c_peer_leaves_it_working() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_c_client_keeps_every_echo_when_our_server_closes() {
-    let listener = KcpListener::bind("127.0.0.1:0".parse().unwrap(), KcpConfig::new().fast_mode())
-        .await
-        .unwrap();
+    let listener = listener_on_loopback(KcpConfig::new().fast_mode()).await;
     let addr = listener.local_addr();
-    let server = tokio::spawn(async move {
-        let (mut s, _) = listener.accept().await.unwrap();
-        for _ in 0..MESSAGES {
-            let m = s.recv().await.unwrap();
-            s.send(&m).await.unwrap();
-        }
-        s.close().await.unwrap();
-        s
-    });
-    let client = std::thread::spawn(move || {
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let mut peer = CPeer::new(0x0bad_cafe, sock, Some(addr));
-        for i in 0..MESSAGES {
-            peer.send(&message(i));
-        }
-        let (mut buf, mut msg) = (vec![0u8; 65536], vec![0u8; 1 << 20]);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut got = 0;
-        while (got < MESSAGES || peer.refused.is_empty()) && Instant::now() < deadline {
-            peer.step(&mut buf);
-            while let Some(m) = peer.recv(&mut msg) {
-                assert_eq!(m, message(got), "message {got}");
-                got += 1;
-            }
-        }
-        (got, std::mem::take(&mut peer.refused))
-    });
-    let (got, refused) = tokio::task::spawn_blocking(move || client.join().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(
-        got, MESSAGES,
-        "C client received {got} of {MESSAGES} echoes"
-    );
+    let server = spawn_echo_then_close(listener, MESSAGES);
+    let CClientRun { got, refused, .. } = run_c_client(addr, true).await;
     assert_only_the_signal_was_refused(&refused);
     let _server_stream = timeout(Duration::from_secs(5), server)
         .await

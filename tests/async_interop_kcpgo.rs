@@ -14,9 +14,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use kcp::runtime::{KcpConfig, KcpListener, KcpStream};
+use kcp::runtime::{KcpConfig, KcpStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
+
+mod support;
+use support::interop::listener_on_loopback;
 
 const GOPATH: &str = "/usr/share/gocode";
 
@@ -143,9 +146,7 @@ async fn a_kcp_go_client_finishes_its_transfer_when_our_server_closes() {
     let Some(program) = peer_program() else {
         return;
     };
-    let listener = KcpListener::bind("127.0.0.1:0".parse().unwrap(), config())
-        .await
-        .unwrap();
+    let listener = listener_on_loopback(config()).await;
     let addr = listener.local_addr();
     let server = tokio::spawn(async move {
         let (mut s, _) = listener.accept().await.unwrap();

@@ -9,17 +9,7 @@ use kcp::runtime::{KcpConfig, KcpListener, KcpStream, LinkConditions, MemoryNetw
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
-fn payload(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
+use support::payload;
 
 /// Sends `len` bytes in stream mode across `net` and checks they arrive
 /// intact; returns the client's stats.

@@ -113,12 +113,7 @@ async fn openings_without_a_valid_cookie_cost_no_connection() {
 async fn forged_openings_leave_the_table_to_the_real_client() {
     let (listener, addr) = cookie_listener().await;
     let stop = Arc::new(AtomicBool::new(false));
-    let mix = FloodMix {
-        openings: 1,
-        garbage: 0,
-        malformed: 0,
-        wrong_conv: 0,
-    };
+    let mix = FloodMix::OPENINGS;
     let sources = [std::net::Ipv4Addr::new(127, 0, 0, 1)];
     let flooder = flood(addr, &sources, 4, 10_000, mix, Vec::new(), stop.clone());
     tokio::time::sleep(Duration::from_millis(300)).await;

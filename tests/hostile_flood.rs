@@ -10,8 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hostile_util::{echo_once, echo_server, flood, percentile, FloodMix};
-use kcp::runtime::{KcpConfig, KcpListener, KcpStream};
+use hostile_util::{
+    connected_clients, echo_once, flood, loopback_echo_server, percentile, FloodMix,
+};
+use kcp::runtime::{KcpConfig, KcpStream};
 
 fn sources(n: u8) -> Vec<Ipv4Addr> {
     // 127.0.0.1 too: the new client shares its IP with part of the flood.
@@ -33,28 +35,12 @@ async fn keep_echoing(mut c: KcpStream, id: u32, stop: Arc<AtomicBool>) -> Vec<D
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_openings_do_not_lock_out_a_new_client() {
-    let listener = KcpListener::bind("127.0.0.1:0".parse().unwrap(), KcpConfig::testing(0.0))
-        .await
-        .unwrap();
-    let addr = listener.local_addr();
-    let (listener, server) = echo_server(listener);
+    let (listener, addr, server) = loopback_echo_server().await;
     let run = async {
         // Two clients established before the flood.
-        let mut before = Vec::new();
-        for id in 0..2 {
-            let mut c = KcpStream::connect(addr, KcpConfig::testing(0.0))
-                .await
-                .unwrap();
-            echo_once(&mut c, id, 0).await;
-            before.push(c);
-        }
+        let before = connected_clients(addr, 2).await;
         let stop = Arc::new(AtomicBool::new(false));
-        let mix = FloodMix {
-            openings: 1,
-            garbage: 0,
-            malformed: 0,
-            wrong_conv: 0,
-        };
+        let mix = FloodMix::OPENINGS;
         let flooder = flood(addr, &sources(16), 4, 20_000, mix, Vec::new(), stop.clone());
         let echoing: Vec<_> = before
             .into_iter()
@@ -116,20 +102,9 @@ async fn forged_openings_do_not_lock_out_a_new_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_and_wrong_conversations_do_not_disturb_good_clients() {
-    let listener = KcpListener::bind("127.0.0.1:0".parse().unwrap(), KcpConfig::testing(0.0))
-        .await
-        .unwrap();
-    let addr = listener.local_addr();
-    let (listener, server) = echo_server(listener);
+    let (listener, addr, server) = loopback_echo_server().await;
     let run = async {
-        let mut clients = Vec::new();
-        for id in 0..4 {
-            let mut c = KcpStream::connect(addr, KcpConfig::testing(0.0))
-                .await
-                .unwrap();
-            echo_once(&mut c, id, 0).await;
-            clients.push(c);
-        }
+        let clients = connected_clients(addr, 4).await;
         let convs = clients.iter().map(|c| c.conv()).collect();
         let stop = Arc::new(AtomicBool::new(false));
         let mix = FloodMix {

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::layout::{self, LayoutReport};
 use crate::record::Recorder;
-use crate::report::Table;
+use crate::report::{ReportArgs, Table};
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
@@ -54,17 +54,13 @@ pub struct Args {
     /// Seconds allowed to shrink each family's first divergence.
     #[arg(long, default_value_t = 10)]
     pub shrink_secs: u64,
-    /// Write the report as JSON to FILE ("-": stdout, instead of the text).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
     /// Write the datagrams of each family's minimal diverging trace (both
     /// implementations), or of its first scenario when none diverged, as a
     /// pcap file for `decode`.
     #[arg(long, value_name = "FILE.pcap")]
     pub record: Option<PathBuf>,
-    /// No progress lines on stderr.
-    #[arg(long, short)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 /// One call of a trace, for the JSON report.
@@ -266,7 +262,7 @@ pub fn run(args: &Args) -> Result<bool, String> {
     let replay_hint =
         |seed: u64| format!("kcp-conformance abi --lib {lib_text}{flavour_arg} --replay {seed}");
     let families: Vec<FamilyReport> = std::thread::scope(|s| {
-        if !args.quiet {
+        if !args.report.quiet {
             s.spawn(|| {
                 let mut last = Instant::now();
                 while !finished.load(Ordering::Relaxed) {
@@ -416,15 +412,10 @@ pub fn run(args: &Args) -> Result<bool, String> {
     };
     if let Some(path) = &args.record {
         write_recording(path, reference, candidate, recordings.into_inner().unwrap())?;
-        if !args.quiet {
-            eprintln!("abi: datagrams recorded in {}", path.display());
-        }
+        args.report
+            .progress(&format!("abi: datagrams recorded in {}", path.display()));
     }
-    let to_stdout = args.json.as_ref().is_some_and(|p| p.as_os_str() == "-");
-    if !to_stdout {
-        crate::emit(&render(&report));
-    }
-    crate::write_json(&args.json, &report)?;
+    args.report.publish(|| render(&report), &report)?;
     Ok(conformant)
 }
 

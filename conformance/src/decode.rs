@@ -14,6 +14,8 @@ use pcap_file::pcap::PcapReader;
 use pcap_file::DataLink;
 use serde::Serialize;
 
+use crate::report;
+
 #[derive(ClapArgs, Debug)]
 pub struct Args {
     /// A pcap file (tcpdump -w, or `--record` of `abi` / `peer`).
@@ -182,18 +184,18 @@ pub fn run(args: &Args) -> Result<bool, String> {
         }
         datagrams.retain(|d| !d.segments.is_empty());
     }
-    if !args.json.as_ref().is_some_and(|p| p.as_os_str() == "-") {
+    if !report::json_to_stdout(&args.json) {
         for d in &datagrams {
-            crate::emit(&format_datagram(d, args.hex));
+            report::emit(&format_datagram(d, args.hex));
         }
         let segments: usize = datagrams.iter().map(|d| d.segments.len()).sum();
-        crate::emit(&format!(
+        report::emit(&format!(
             "{} datagrams, {} KCP segments\n",
             datagrams.len(),
             segments
         ));
     }
-    crate::write_json(&args.json, &datagrams)?;
+    report::write_json(&args.json, &datagrams)?;
     Ok(true)
 }
 

@@ -9,7 +9,6 @@ mod peer;
 mod record;
 mod report;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -67,28 +66,4 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// Prints to stdout; a closed pipe (`| head`) ends the program quietly.
-fn emit(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    if out
-        .write_all(text.as_bytes())
-        .and_then(|_| out.flush())
-        .is_err()
-    {
-        std::process::exit(0);
-    }
-}
-
-/// Where the JSON report goes, when asked for.
-fn write_json(path: &Option<PathBuf>, value: &impl serde::Serialize) -> Result<(), String> {
-    let Some(path) = path else { return Ok(()) };
-    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
-    if path.as_os_str() == "-" {
-        emit(&(text + "\n"));
-        return Ok(());
-    }
-    std::fs::write(path, text + "\n").map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

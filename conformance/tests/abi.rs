@@ -3,31 +3,13 @@
 //! with a one-line change (must be caught, with a replayable trace).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use ffi_tests::paths;
 use serde_json::Value;
 
-fn tool() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_kcp-conformance"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kcp-conformance-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run kcp-conformance");
-    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+mod common;
+use common::{read_json, run, scratch, tool};
 
 #[test]
 fn our_library_conforms_and_its_session_decodes() {
@@ -45,7 +27,7 @@ fn our_library_conforms_and_its_session_decodes() {
     assert_eq!(out.status.code(), Some(0), "abi must pass on our library");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("CONFORMANT"), "{text}");
-    let r = json(&report);
+    let r = read_json(&report);
     assert_eq!(r["conformant"], true);
     let families = r["families"].as_array().unwrap();
     assert_eq!(
@@ -135,7 +117,7 @@ fn a_one_line_change_to_the_reference_is_caught_with_its_trace() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("DIVERGES"), "{text}");
     assert!(text.contains("minimal trace:"), "{text}");
-    let r = json(&report);
+    let r = read_json(&report);
     assert_eq!(r["conformant"], false);
     let lossy = r["families"]
         .as_array()
@@ -188,7 +170,7 @@ fn flavour_2_our_abi2_library_conforms_with_controllers() {
         Some(0),
         "abi --flavour 2 must pass on our 2.x library"
     );
-    let r = json(&report);
+    let r = read_json(&report);
     assert_eq!(r["conformant"], true);
     assert_eq!(r["flavour"], 2);
     assert!(r["reference"].as_str().unwrap().contains("2.x"), "{r}");

@@ -11,25 +11,8 @@ use std::process::{Child, Command, Output, Stdio};
 use ffi_tests::paths;
 use serde_json::Value;
 
-fn tool() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_kcp-conformance"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "kcp-conformance-peer-{}-{name}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run kcp-conformance");
-    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    out
-}
+mod common;
+use common::{read_json, run, scratch, tool};
 
 /// A server process, killed when the test ends however it ends.
 struct Server(Child);
@@ -155,7 +138,7 @@ fn peer(addr: &str, extra: &[&str], dir: &Path) -> (Output, Value) {
         .args(extra)
         .args(["--timeout", "60", "--json"])
         .arg(&json));
-    let report = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report = read_json(&json);
     (out, report)
 }
 
@@ -338,7 +321,7 @@ fn listen_mode_serves_a_remote_that_connects_first() {
     let (_client, _) = start(client);
     let out = child.wait_with_output().unwrap();
     eprintln!("{}", String::from_utf8_lossy(&out.stdout));
-    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let report: Value = read_json(&json);
     let rows = rows(&report);
     for (check, status, detail) in &rows {
         assert_eq!(status, "held", "{check}: {detail}");

@@ -9,6 +9,7 @@ pub mod cc;
 pub mod kcp;
 pub mod link;
 pub mod lockstep;
+pub mod lockstep_env;
 pub mod paths;
 pub mod rng;
 pub mod scenarios;

@@ -15,47 +15,32 @@
 //! - `IKCP_OURS_LIB=path` compares another build instead of our libkcp.so.
 
 use std::ffi::{c_int, c_void};
-use std::io::Write;
-use std::time::Duration;
 
 use ffi_tests::api::{self, Api};
 use ffi_tests::kcp::{Field, Kcp};
 use ffi_tests::lockstep::{self, Counters, Wiring};
-use ffi_tests::scenarios::{self, Family, RunOptions, FAMILIES};
+use ffi_tests::lockstep_env::{self, say, LockstepEnv};
+use ffi_tests::scenarios::{self, Family, RunOptions};
 
 // ---------------------------------------------------------------------------
 // Running seeds, reporting
 // ---------------------------------------------------------------------------
 
-fn env_u64(name: &str) -> Option<u64> {
-    let v = std::env::var(name).ok()?;
-    let v = v.trim();
-    let parsed = match v.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => v.parse(),
-    };
-    Some(parsed.unwrap_or_else(|_| panic!("{name}={v:?} is not a number")))
-}
-
-/// Writes past libtest's output capture, so summaries show in normal runs.
-fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
+const ENV: LockstepEnv = LockstepEnv {
+    seed_var: "IKCP_DIFF_SEED",
+    scenarios_var: "IKCP_DIFF_SCENARIOS",
+    first_var: "IKCP_DIFF_FIRST",
+    default_scenarios: 10_000,
+    test: "lockstep",
+    label: "",
+};
 
 fn run_family(family: Family) {
-    let seeds: Vec<u64> = match env_u64("IKCP_DIFF_SEED") {
-        Some(s) if s % FAMILIES.len() as u64 == family.index() => vec![s],
-        Some(_) => Vec::new(),
-        None => {
-            let total = env_u64("IKCP_DIFF_SCENARIOS").unwrap_or(10_000);
-            let first = env_u64("IKCP_DIFF_FIRST").unwrap_or(0);
-            family.seeds(first, total)
-        }
-    };
+    let seeds = ENV.seeds(family);
     if seeds.is_empty() {
         return;
     }
-    let replaying = seeds.len() == 1 && std::env::var_os("IKCP_DIFF_SEED").is_some();
+    let replaying = ENV.replaying(&seeds);
     let [reference, ours] = Api::both();
     let run = scenarios::run_family(
         family,
@@ -84,23 +69,7 @@ fn run_family(family: Family) {
         run.elapsed.as_secs_f64()
     ));
     say(&format!("lockstep {family:?} coverage: {:?}", run.coverage));
-    if let Some(first) = &run.first {
-        let seed = first.seed;
-        let detail = first.render(&format!(
-            "replay: IKCP_DIFF_SEED={seed} cargo test --release -p ffi-tests --test lockstep"
-        ));
-        panic!(
-            "{detail}\n\ndiverging seeds in {family:?} (first 20 at most): {:?}",
-            run.diverged
-        );
-    }
-    if seeds.len() >= 300 {
-        let missing = run.missing_coverage();
-        assert!(
-            missing.is_empty(),
-            "{family:?} scenarios never reached: {missing:?}"
-        );
-    }
+    ENV.judge(&run, &seeds, &[]);
 }
 
 #[test]
@@ -139,15 +108,13 @@ fn lockstep_protocol_state_pokes() {
 
 fn reentrant_traffic(wiring: Wiring, seeds: std::ops::Range<u64>) -> Counters {
     let [reference, ours] = Api::both();
-    match scenarios::reentrant_traffic(reference, ours, wiring, seeds, Duration::from_secs(20)) {
-        Ok(totals) => totals,
-        Err((_, first)) => panic!(
-            "{}",
-            first.render(&format!(
-                "{wiring:?} reentrancy scenario; its seeds are fixed in the test"
-            ))
-        ),
-    }
+    lockstep_env::reentrant_traffic(
+        reference,
+        ours,
+        wiring,
+        seeds,
+        &format!("{wiring:?} reentrancy scenario; its seeds are fixed in the test"),
+    )
 }
 
 #[test]

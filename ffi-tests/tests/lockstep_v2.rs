@@ -19,28 +19,21 @@
 //! - `IKCP_OURS_LIB2=path` compares another 2.x build instead of ours.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::time::Duration;
 
 use ffi_tests::api::Api;
 use ffi_tests::lockstep::{self, Wiring};
-use ffi_tests::scenarios::{self, CcProfile, Family, RunOptions, FAMILIES};
+use ffi_tests::lockstep_env::{self, say, LockstepEnv};
+use ffi_tests::scenarios::{self, CcProfile, Family, RunOptions};
 use ffi_tests::v2;
 
-fn env_u64(name: &str) -> Option<u64> {
-    let v = std::env::var(name).ok()?;
-    let v = v.trim();
-    let parsed = match v.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16),
-        None => v.parse(),
-    };
-    Some(parsed.unwrap_or_else(|_| panic!("{name}={v:?} is not a number")))
-}
-
-/// Writes past libtest's output capture, so summaries show in normal runs.
-fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
+const ENV: LockstepEnv = LockstepEnv {
+    seed_var: "IKCP_DIFF2_SEED",
+    scenarios_var: "IKCP_DIFF2_SCENARIOS",
+    first_var: "IKCP_DIFF2_FIRST",
+    default_scenarios: 2400,
+    test: "lockstep_v2",
+    label: "2.x ",
+};
 
 /// Both 2.x implementations, or None (skipped) without the 2.1.1 sources.
 fn apis() -> Option<(Api, Api)> {
@@ -67,19 +60,11 @@ const CC_COVERAGE: &[&str] = &[
 
 fn run_family(family: Family) {
     let Some((oracle, ours)) = apis() else { return };
-    let seeds: Vec<u64> = match env_u64("IKCP_DIFF2_SEED") {
-        Some(s) if s % FAMILIES.len() as u64 == family.index() => vec![s],
-        Some(_) => Vec::new(),
-        None => {
-            let total = env_u64("IKCP_DIFF2_SCENARIOS").unwrap_or(2400);
-            let first = env_u64("IKCP_DIFF2_FIRST").unwrap_or(0);
-            family.seeds(first, total)
-        }
-    };
+    let seeds = ENV.seeds(family);
     if seeds.is_empty() {
         return;
     }
-    let replaying = seeds.len() == 1 && std::env::var_os("IKCP_DIFF2_SEED").is_some();
+    let replaying = ENV.replaying(&seeds);
     let mut profiles: BTreeMap<u64, CcProfile> = BTreeMap::new();
     let run = scenarios::run_family(
         family,
@@ -127,28 +112,7 @@ fn run_family(family: Family) {
         "lockstep 2.x {family:?} coverage: {:?}",
         run.coverage
     ));
-    if let Some(first) = &run.first {
-        let seed = first.seed;
-        let detail = first.render(&format!(
-            "replay: IKCP_DIFF2_SEED={seed} cargo test --release -p ffi-tests --test lockstep_v2"
-        ));
-        panic!(
-            "{detail}\n\ndiverging seeds in {family:?} (first 20 at most): {:?}",
-            run.diverged
-        );
-    }
-    if seeds.len() >= 300 {
-        let mut missing = run.missing_coverage();
-        missing.extend(
-            CC_COVERAGE
-                .iter()
-                .filter(|e| !run.coverage.contains_key(*e)),
-        );
-        assert!(
-            missing.is_empty(),
-            "2.x {family:?} scenarios never reached: {missing:?}"
-        );
-    }
+    ENV.judge(&run, &seeds, CC_COVERAGE);
 }
 
 #[test]
@@ -186,18 +150,12 @@ fn lockstep_v2_protocol_state_pokes() {
 fn lockstep_v2_reentrant_output() {
     let Some((oracle, ours)) = apis() else { return };
     for (wiring, seeds) in [(Wiring::SelfLoop, 0..40), (Wiring::Crossed, 1000..1040)] {
-        match scenarios::reentrant_traffic(oracle, ours, wiring, seeds, Duration::from_secs(20)) {
-            Ok(t) => {
-                say(&format!(
-                    "lockstep 2.x {wiring:?}: 40 scenarios, {} calls, {} datagrams compared",
-                    t.calls, t.datagrams
-                ));
-                assert!(t.datagrams > 100, "{wiring:?} traffic barely ran: {t:?}");
-            }
-            Err((_, first)) => panic!(
-                "{}",
-                first.render(&format!("2.x {wiring:?} reentrancy scenario"))
-            ),
-        }
+        let what = format!("2.x {wiring:?} reentrancy scenario");
+        let t = lockstep_env::reentrant_traffic(oracle, ours, wiring, seeds, &what);
+        say(&format!(
+            "lockstep 2.x {wiring:?}: 40 scenarios, {} calls, {} datagrams compared",
+            t.calls, t.datagrams
+        ));
+        assert!(t.datagrams > 100, "{wiring:?} traffic barely ran: {t:?}");
     }
 }

@@ -28,6 +28,30 @@ pub fn echo_server(listener: KcpListener) -> (Arc<KcpListener>, tokio::task::Joi
     (l, task)
 }
 
+/// [`echo_server`] on 127.0.0.1 (a port of the OS's choosing) with the
+/// test configuration; also returns its address.
+pub async fn loopback_echo_server() -> (Arc<KcpListener>, SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = KcpListener::bind("127.0.0.1:0".parse().unwrap(), KcpConfig::testing(0.0))
+        .await
+        .unwrap();
+    let addr = listener.local_addr();
+    let (listener, task) = echo_server(listener);
+    (listener, addr, task)
+}
+
+/// `n` clients of `server` (ids `0..n`), each past one checked echo.
+pub async fn connected_clients(server: SocketAddr, n: u32) -> Vec<KcpStream> {
+    let mut clients = Vec::new();
+    for id in 0..n {
+        let mut c = KcpStream::connect(server, KcpConfig::testing(0.0))
+            .await
+            .unwrap();
+        echo_once(&mut c, id, 0).await;
+        clients.push(c);
+    }
+    clients
+}
+
 /// A message whose bytes say who sent it and when.
 pub fn message(id: u32, round: u32) -> Vec<u8> {
     let len = 16 + (id as usize * 131 + round as usize * 7) % 1500;
@@ -109,6 +133,16 @@ pub struct FloodMix {
     /// Well-formed segments (sn > 0, ACKs) for conversations that exist
     /// elsewhere or nowhere.
     pub wrong_conv: u32,
+}
+
+impl FloodMix {
+    /// Forged openings only.
+    pub const OPENINGS: FloodMix = FloodMix {
+        openings: 1,
+        garbage: 0,
+        malformed: 0,
+        wrong_conv: 0,
+    };
 }
 
 /// A flood of forged datagrams from sockets on several 127.0.0.0/8

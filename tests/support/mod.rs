@@ -1,5 +1,8 @@
-//! Shared by the async tests: `RUST_LOG` support.
+//! Shared by the async tests: `RUST_LOG` support, seeded payloads, and
+//! (`interop`) our side of the interop tests.
 #![allow(dead_code)]
+
+pub mod interop;
 
 use tracing_subscriber::EnvFilter;
 
@@ -12,4 +15,17 @@ pub fn init_tracing() {
         .with_env_filter(EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
+}
+
+/// `len` pseudo-random bytes (xorshift), the same for the same `seed`.
+pub fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
 }

@@ -16,7 +16,7 @@ use ffi_tests::wire;
 use serde::Serialize;
 
 use crate::record::Recorder;
-use crate::report::Table;
+use crate::report::{ReportArgs, Table};
 use link::{Impairment, Link, LinkStats};
 use suite::{Ctx, SCENARIOS};
 
@@ -85,16 +85,12 @@ pub struct Args {
     /// Time limit of the whole run (seconds).
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
-    /// Write the report as JSON to FILE ("-": stdout, instead of the text).
-    #[arg(long, value_name = "FILE")]
-    pub json: Option<PathBuf>,
     /// Write every datagram of the run (both directions) as a pcap file for
     /// `decode`, tcpdump or Wireshark.
     #[arg(long, value_name = "FILE.pcap")]
     pub record: Option<PathBuf>,
-    /// No progress lines on stderr.
-    #[arg(long, short)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 const AFTER_HELP: &str = "\
@@ -222,12 +218,10 @@ fn open(args: &Args, deadline: Instant) -> Result<(UdpSocket, SocketAddr, u32), 
     };
     let addr = resolve(l)?;
     let sock = UdpSocket::bind(addr).map_err(|e| format!("cannot bind {addr}: {e}"))?;
-    if !args.quiet {
-        eprintln!(
-            "peer: listening on {}; waiting for the remote's first datagram",
-            sock.local_addr().map_err(|e| e.to_string())?
-        );
-    }
+    args.report.progress(&format!(
+        "peer: listening on {}; waiting for the remote's first datagram",
+        sock.local_addr().map_err(|e| e.to_string())?
+    ));
     let mut buf = vec![0u8; 65536];
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -294,11 +288,7 @@ pub fn run(args: &Args) -> Result<bool, String> {
         link.idle(Duration::from_millis(300));
         link.received.clear();
     }
-    let progress = |text: &str| {
-        if !args.quiet {
-            eprintln!("{text}");
-        }
-    };
+    let progress = |text: &str| args.report.progress(text);
     progress(&format!(
         "peer: conv {conv:#x} with {remote}; reference ikcp.c 1.x as the other end"
     ));
@@ -307,7 +297,7 @@ pub fn run(args: &Args) -> Result<bool, String> {
         settings: &settings,
         rng: Rng::new(args.seed ^ 0x7065_6572),
         deadline,
-        quiet: args.quiet,
+        quiet: args.report.quiet,
         largest: 0,
         rows: Vec::new(),
         resplit: None,
@@ -416,10 +406,7 @@ pub fn run(args: &Args) -> Result<bool, String> {
         conformant: count(Status::Failed) == 0,
         rows,
     };
-    if !args.json.as_ref().is_some_and(|p| p.as_os_str() == "-") {
-        crate::emit(&render(&report));
-    }
-    crate::write_json(&args.json, &report)?;
+    args.report.publish(|| render(&report), &report)?;
     Ok(report.conformant)
 }
 
