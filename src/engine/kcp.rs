@@ -227,7 +227,7 @@ impl<P: Payload> Kcp<P> {
         self.tail.set_fastlimit(limit);
     }
 
-    /// Log categories passed to [`Output::log`].
+    /// Log categories passed to [`Output::log`](crate::engine::Output::log).
     pub fn set_log_mask(&mut self, mask: i32) {
         self.tail.set_logmask(mask);
     }

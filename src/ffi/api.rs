@@ -79,7 +79,7 @@ pub unsafe extern "C" fn ikcp_recv(kcp: *mut ikcpcb, buffer: *mut c_char, len: c
         return -1;
     }
     // SAFETY: live object (caller contract). The common "nothing yet" answer
-    // needs no field synchronisation.
+    // needs no call into the engine.
     if unsafe { control::receive_queue_is_empty(kcp) } {
         return -1;
     }

@@ -3,9 +3,9 @@
 //! Re-entrancy: an output or log callback may call back into the API on the
 //! same object (loopback demos call `ikcp_input` from `output`). The engine
 //! hands itself to the callback host on every datagram, the host publishes a
-//! raw pointer to that exact borrow in `active`, and a nested call uses it
-//! instead of creating a second, aliasing borrow. No reference into the
-//! block is held while C code runs. `ikcp_release` from inside a callback is
+//! raw pointer to that exact borrow in `active` and passes the same pointer
+//! to the callback, and a nested call uses it instead of creating a second,
+//! aliasing borrow. `ikcp_release` from inside a callback is
 //! deferred until the outermost call returns.
 
 use std::ffi::CString;

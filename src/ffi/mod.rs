@@ -2,11 +2,11 @@
 //!
 //! All `unsafe` code of the crate lives in this module tree.
 //!
-//! A `kcp` pointer handed to C points at the first field of a [`Control`]
-//! block: the `struct IKCPCB` the program reads and writes, followed by the
-//! engine. Public fields are copied into the engine when a call starts and
-//! back out when it ends, and around every callback, so a program sees them
-//! live both ways (see [`control`] for which fields are engine-owned).
+//! A `kcp` pointer handed to C points at the engine itself: its first
+//! fields are upstream's `IKCPCB` scalars in upstream's order and the rest
+//! of `IKCPCB` follows (see `control.rs`), so the fields a program reads and
+//! writes are the engine's own state; only the segment counts are stored
+//! there before each callback and when each call returns.
 
 mod alloc;
 mod api;
