@@ -309,13 +309,19 @@ impl Driver {
     /// and new data right away.
     fn update(&mut self, flush: bool) {
         let now = self.now_ms();
+        // Simulated loss draws each datagram when the outbox is sent.
+        let early = self.config.simulated_loss <= 0.0;
         let Driver {
             kcp,
             outbox,
             advertised_wnd: advertised,
             window_reopened: reopened,
+            transport,
+            peer,
+            noop_waker,
             ..
         } = self;
+        let mut cx = std::task::Context::from_waker(noop_waker);
         let mut out = |d: &[u8]| {
             // Every segment of one flush carries the same window.
             if let Some(w) = d.get(6..8) {
@@ -324,6 +330,10 @@ impl Driver {
                 *advertised = wnd;
             }
             outbox.push(d);
+            if early {
+                // Whole trains leave now; the rest with `transmit`.
+                outbox.send_trains(&**transport, *peer, &mut cx);
+            }
         };
         kcp.update(now, &mut out);
         if flush {
