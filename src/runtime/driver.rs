@@ -57,6 +57,8 @@ pub(crate) struct Driver {
     /// Waiting for a server to assign the conversation (tokio_kcp style).
     awaiting_conv: bool,
     last_heard: Option<Instant>,
+    /// A datagram of the batch being fed was accepted: `last_heard` is now.
+    heard: bool,
     last_probe: Instant,
     /// Since when data has been in flight without a pause (the dead-peer clock).
     unacked_since: Option<Instant>,
@@ -169,6 +171,7 @@ impl Driver {
             started: now,
             awaiting_conv: conv == 0,
             last_heard: None,
+            heard: false,
             last_probe: now,
             unacked_since: None,
             first_send: None,
@@ -257,12 +260,15 @@ impl Driver {
             match event {
                 Event::Datagram(Incoming::Data(d)) => {
                     self.on_datagram(&d);
+                    drop(d);
                     self.drain_ready();
+                    self.heard_now();
                     self.update(true);
                 }
                 Event::Datagram(Incoming::Own(n)) => {
                     self.on_own_batch(n);
                     self.drain_ready();
+                    self.heard_now();
                     self.update(true);
                 }
                 Event::Datagram(Incoming::Nothing) => {}
@@ -455,6 +461,14 @@ impl Driver {
         }
     }
 
+    /// Marks the peer heard now if a datagram of the batch just fed was
+    /// accepted.
+    fn heard_now(&mut self) {
+        if std::mem::take(&mut self.heard) {
+            self.last_heard = Some(Instant::now());
+        }
+    }
+
     /// The first `n` receive buffers, filled by the client's own transport.
     fn on_own_batch(&mut self, n: usize) {
         let bufs = std::mem::take(&mut self.rx_bufs);
@@ -498,7 +512,8 @@ impl Driver {
             return;
         };
         match self.kcp.input(d) {
-            Ok(()) => self.last_heard = Some(Instant::now()),
+            // The clock is read once per batch (`heard_now`).
+            Ok(()) => self.heard = true,
             Err(e) => {
                 self.rejected += 1;
                 self.last_rejection = Some(e);
