@@ -22,8 +22,10 @@ const KEEP_MAX: usize = 64;
 pub(crate) struct Chunks {
     /// Where the next bytes go.
     current: BytesMut,
-    /// `current` is larger than a chunk (one large message): not kept.
-    current_large: bool,
+    /// `current` is a buffer of ours to keep (not empty, not larger than a
+    /// chunk: one large message is not kept). Its capacity tells nothing
+    /// once it is full.
+    current_kept: bool,
     /// Earlier buffers whose pieces may still be out, oldest first.
     retired: VecDeque<BytesMut>,
     /// Size of each buffer.
@@ -46,7 +48,7 @@ impl Chunks {
     pub(crate) fn new(chunk: usize, keep: usize) -> Chunks {
         Chunks {
             current: BytesMut::new(),
-            current_large: false,
+            current_kept: false,
             retired: VecDeque::new(),
             chunk,
             keep,
@@ -76,7 +78,7 @@ impl Chunks {
         }
         let want = n.max(self.chunk);
         // The current buffer itself, if every piece of it is gone.
-        if !self.current_large && self.current.try_reclaim(want) {
+        if self.current_kept && want <= self.chunk && self.current.try_reclaim(want) {
             return &mut self.current;
         }
         let reclaimed = self
@@ -86,20 +88,20 @@ impl Chunks {
             .and_then(|i| self.retired.remove(i));
         let next = reclaimed.unwrap_or_else(|| BytesMut::with_capacity(want));
         let old = std::mem::replace(&mut self.current, next);
-        if !self.current_large && old.capacity() > 0 {
+        if self.current_kept {
             self.retired.push_back(old);
             if self.retired.len() > self.keep {
                 // Its pieces keep its memory alive; it is freed with them.
                 self.retired.pop_front();
             }
         }
-        self.current_large = want > self.chunk;
+        self.current_kept = want <= self.chunk;
         &mut self.current
     }
 
     /// Whether it holds memory [`release`](Chunks::release) would drop.
     pub(crate) fn holds(&self) -> bool {
-        !self.retired.is_empty() || (self.current.is_empty() && self.current.capacity() > 0)
+        !self.retired.is_empty() || self.current_kept
     }
 
     /// Drops every buffer kept for reuse (an idle connection keeps none);
@@ -108,7 +110,7 @@ impl Chunks {
         self.retired.clear();
         if self.current.is_empty() {
             self.current = BytesMut::new();
-            self.current_large = false;
+            self.current_kept = false;
         }
     }
 }
@@ -151,6 +153,20 @@ mod tests {
         c.release();
         assert!(c.retired.is_empty());
         assert!(!c.holds());
+    }
+
+    #[test]
+    fn a_buffer_filled_to_the_brim_comes_back_too() {
+        let mut c = Chunks::new(1024, 4);
+        let b = c.room(1024);
+        let first_ptr = b.as_ptr();
+        b.extend_from_slice(&[1; 1024]);
+        let first = b.split().freeze();
+        let b = c.room(1024);
+        b.extend_from_slice(&[2; 1024]);
+        let _second = b.split().freeze();
+        drop(first);
+        assert_eq!(c.room(1024).as_ptr(), first_ptr);
     }
 
     #[test]

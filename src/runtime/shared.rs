@@ -188,10 +188,26 @@ impl Shared {
         } else {
             buf.len()
         };
-        let chunk = st.send_chunks.room(n);
-        chunk.extend_from_slice(&buf[..n]);
-        let piece = chunk.split().freeze();
-        st.send_queue.push_back(piece);
+        if self.stream_mode {
+            // The stream fills each buffer to the brim (a write may span
+            // two), so the queue holds its bytes in as few buffers as can.
+            let mut data = &buf[..n];
+            while !data.is_empty() {
+                let free = st.send_chunks.free();
+                let k = data.len().min(if free > 0 { free } else { SEND_CHUNK });
+                let chunk = st.send_chunks.room(k);
+                chunk.extend_from_slice(&data[..k]);
+                let piece = chunk.split().freeze();
+                st.send_queue.push_back(piece);
+                data = &data[k..];
+            }
+        } else {
+            // A message is one piece: the task hands it to the engine whole.
+            let chunk = st.send_chunks.room(n);
+            chunk.extend_from_slice(&buf[..n]);
+            let piece = chunk.split().freeze();
+            st.send_queue.push_back(piece);
+        }
         st.send_queued += n;
         st.stats.bytes_sent += n as u64;
         drop(st);
