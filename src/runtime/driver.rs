@@ -320,8 +320,13 @@ impl Driver {
     /// and new data right away.
     fn update(&mut self, flush: bool) {
         let now = self.now_ms();
-        // Simulated loss draws each datagram when the outbox is sent.
-        let early = self.config.simulated_loss <= 0.0;
+        // Whole trains leave during the flush only from a socket of our own:
+        // an attempt that finds the socket full leaves a waker that wakes
+        // nothing, and tokio keeps one send waker per socket, so on the
+        // listener's shared socket it could replace that of another
+        // connection waiting to send. Simulated loss draws each datagram when
+        // the outbox is sent.
+        let early = matches!(self.source, Source::Own) && self.config.simulated_loss <= 0.0;
         let Driver {
             kcp,
             outbox,

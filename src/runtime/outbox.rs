@@ -3,12 +3,13 @@
 //! one call (GSO), so a flush costs neither an allocation nor a copy per
 //! datagram.
 //!
-//! A large flush (a 1,024-segment window is 1.4 MB) does not wait in the
-//! buffer for its end: as soon as a whole train (what one call of the
-//! transport takes) is waiting, [`Outbox::send_trains`] hands it to the
-//! transport without waiting, and the buffer stays about one train long,
-//! in cache, instead of growing to the whole flush (fresh pages from the
-//! kernel every flush). The datagrams and their order are the same.
+//! On a socket of its own, a large flush (a 1,024-segment window is 1.4 MB)
+//! does not wait in the buffer for its end: as soon as a whole train (what
+//! one call of the transport takes) is waiting, [`Outbox::send_trains`]
+//! hands it to the transport without waiting, and the buffer stays about
+//! one train long, in cache, instead of growing to the whole flush (fresh
+//! pages from the kernel every flush). The datagrams and their order are
+//! the same.
 
 use std::net::SocketAddr;
 use std::task::{Context, Poll};
