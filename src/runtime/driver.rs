@@ -40,7 +40,7 @@ const RECV_BATCH: usize = 4;
 /// Room reserved at a time for received data handed to the reader.
 const RECV_CHUNK: usize = 64 * 1024;
 /// How long a connection with nothing in flight keeps the buffers of its
-/// application queues for reuse.
+/// application queues and its outbox for reuse.
 const KEEP_BUFFERS: Duration = Duration::from_secs(1);
 /// How long a dropped stream keeps trying to deliver what it wrote.
 const LINGER_MAX: Duration = Duration::from_secs(30);
@@ -366,6 +366,7 @@ impl Driver {
             // Quiet (a busy connection's timer is its engine's, and a
             // receiver's is pre-empted by data): buffers kept for reuse go.
             self.recv_buf.release();
+            self.outbox.release();
             self.shared.lock().send_chunks.release();
         }
         let now = Instant::now();
@@ -920,7 +921,11 @@ impl Driver {
                 .min(self.timer_interval());
             next = next.min(now + Duration::from_millis(u64::from(engine.max(1))));
         }
-        if !busy && (self.recv_buf.holds() || self.shared.lock().send_chunks.holds()) {
+        if !busy
+            && (self.recv_buf.holds()
+                || self.outbox.holds()
+                || self.shared.lock().send_chunks.holds())
+        {
             // `on_timer` drops them.
             next = next.min(now + KEEP_BUFFERS);
         }

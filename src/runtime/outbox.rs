@@ -174,15 +174,30 @@ impl Outbox {
         });
     }
 
-    /// Empties it, keeping up to [`KEEP`] bytes of its memory: a burst of
-    /// a large window (1,024 segments: 1.4 MB) that the transport could
-    /// not take early is not held for the connection's life.
+    /// Empties it, keeping its memory for the next flush: a busy connection
+    /// whose flushes are large (a 1,024-segment window is 1.4 MB) would
+    /// otherwise get that memory from the kernel again, page by page, every
+    /// flush. [`release`](Outbox::release) gives it back once quiet.
     pub(crate) fn clear(&mut self) {
         self.data.clear();
-        self.data.shrink_to(KEEP);
         self.ends.clear();
         self.runs.clear();
         self.blocked = false;
+    }
+
+    /// Whether it keeps more than [`KEEP`] bytes of memory.
+    pub(crate) fn holds(&self) -> bool {
+        self.data.capacity() > KEEP
+    }
+
+    /// Gives back all but [`KEEP`] bytes of its memory when empty: a burst
+    /// is not held for the connection's life.
+    pub(crate) fn release(&mut self) {
+        if self.data.is_empty() {
+            self.data.shrink_to(KEEP);
+            self.ends.shrink_to(KEEP / 1024);
+            self.runs.shrink_to(KEEP / 1024);
+        }
     }
 }
 
@@ -323,6 +338,9 @@ mod tests {
             o.push(&[0; 1400]);
         }
         o.clear();
+        assert!(o.holds(), "kept for the next flush");
+        o.release();
+        assert!(!o.holds());
         assert!(o.data.capacity() <= KEEP, "a burst's memory is given back");
         assert_eq!(o.runs().count(), 0);
     }
