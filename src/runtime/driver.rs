@@ -8,11 +8,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{debug, trace, warn, Instrument};
 
+use super::chunks::Chunks;
 use super::config::KcpConfig;
 use super::end_of_stream::{self, Signal};
 use super::error::{ConnectionError, KcpError, Timeout};
@@ -39,6 +39,9 @@ const RECV_BUF: usize = 65_536;
 const RECV_BATCH: usize = 4;
 /// Room reserved at a time for received data handed to the reader.
 const RECV_CHUNK: usize = 64 * 1024;
+/// How long a connection with nothing in flight keeps the buffers of its
+/// application queues and its outbox for reuse.
+const KEEP_BUFFERS: Duration = Duration::from_secs(1);
 /// How long a dropped stream keeps trying to deliver what it wrote.
 const LINGER_MAX: Duration = Duration::from_secs(30);
 
@@ -54,6 +57,8 @@ pub(crate) struct Driver {
     /// Waiting for a server to assign the conversation (tokio_kcp style).
     awaiting_conv: bool,
     last_heard: Option<Instant>,
+    /// A datagram of the batch being fed was accepted: `last_heard` is now.
+    heard: bool,
     last_probe: Instant,
     /// Since when data has been in flight without a pause (the dead-peer clock).
     unacked_since: Option<Instant>,
@@ -61,7 +66,8 @@ pub(crate) struct Driver {
     handles_gone_at: Option<Instant>,
     /// Datagrams produced by the engine, waiting to be sent.
     outbox: Outbox,
-    recv_buf: BytesMut,
+    /// Received bytes on their way to the reader.
+    recv_buf: Chunks,
     /// A client's receive buffers and what the last receive put in them.
     rx_bufs: Vec<Vec<u8>>,
     rx_meta: Vec<Received>,
@@ -151,6 +157,7 @@ impl Driver {
         } else {
             0
         };
+        let recv_buf = Chunks::for_queue(RECV_CHUNK, config.recv_buffer);
         Driver {
             guard: InputGuard::new(config.mtu, config.max_out_of_order_bytes),
             kcp,
@@ -164,12 +171,13 @@ impl Driver {
             started: now,
             awaiting_conv: conv == 0,
             last_heard: None,
+            heard: false,
             last_probe: now,
             unacked_since: None,
             first_send: None,
             handles_gone_at: None,
             outbox: Outbox::default(),
-            recv_buf: BytesMut::new(),
+            recv_buf,
             rx_bufs: vec![vec![0; RECV_BUF]; rx_count],
             rx_meta: vec![Received::default(); rx_count],
             rejected: 0,
@@ -252,12 +260,15 @@ impl Driver {
             match event {
                 Event::Datagram(Incoming::Data(d)) => {
                     self.on_datagram(&d);
+                    drop(d);
                     self.drain_ready();
+                    self.heard_now();
                     self.update(true);
                 }
                 Event::Datagram(Incoming::Own(n)) => {
                     self.on_own_batch(n);
                     self.drain_ready();
+                    self.heard_now();
                     self.update(true);
                 }
                 Event::Datagram(Incoming::Nothing) => {}
@@ -309,13 +320,24 @@ impl Driver {
     /// and new data right away.
     fn update(&mut self, flush: bool) {
         let now = self.now_ms();
+        // Whole trains leave during the flush only from a socket of our own:
+        // an attempt that finds the socket full leaves a waker that wakes
+        // nothing, and tokio keeps one send waker per socket, so on the
+        // listener's shared socket it could replace that of another
+        // connection waiting to send. Simulated loss draws each datagram when
+        // the outbox is sent.
+        let early = matches!(self.source, Source::Own) && self.config.simulated_loss <= 0.0;
         let Driver {
             kcp,
             outbox,
             advertised_wnd: advertised,
             window_reopened: reopened,
+            transport,
+            peer,
+            noop_waker,
             ..
         } = self;
+        let mut cx = std::task::Context::from_waker(noop_waker);
         let mut out = |d: &[u8]| {
             // Every segment of one flush carries the same window.
             if let Some(w) = d.get(6..8) {
@@ -324,6 +346,10 @@ impl Driver {
                 *advertised = wnd;
             }
             outbox.push(d);
+            if early {
+                // Whole trains leave now; the rest with `transmit`.
+                outbox.send_trains(&**transport, *peer, &mut cx);
+            }
         };
         kcp.update(now, &mut out);
         if flush {
@@ -336,6 +362,13 @@ impl Driver {
         // with shorter intervals get their extra flushes here.
         let fast = self.timer_interval() < self.kcp.interval();
         self.update(fast);
+        if self.kcp.wait_snd() == 0 {
+            // Quiet (a busy connection's timer is its engine's, and a
+            // receiver's is pre-empted by data): buffers kept for reuse go.
+            self.recv_buf.release();
+            self.outbox.release();
+            self.shared.lock().send_chunks.release();
+        }
         let now = Instant::now();
         if matches!(self.next_probe(), Some(at) if now >= at) {
             self.send_probe();
@@ -434,6 +467,14 @@ impl Driver {
         }
     }
 
+    /// Marks the peer heard now if a datagram of the batch just fed was
+    /// accepted.
+    fn heard_now(&mut self) {
+        if std::mem::take(&mut self.heard) {
+            self.last_heard = Some(Instant::now());
+        }
+    }
+
     /// The first `n` receive buffers, filled by the client's own transport.
     fn on_own_batch(&mut self, n: usize) {
         let bufs = std::mem::take(&mut self.rx_bufs);
@@ -477,7 +518,8 @@ impl Driver {
             return;
         };
         match self.kcp.input(d) {
-            Ok(()) => self.last_heard = Some(Instant::now()),
+            // The clock is read once per batch (`heard_now`).
+            Ok(()) => self.heard = true,
             Err(e) => {
                 self.rejected += 1;
                 self.last_rejection = Some(e);
@@ -656,47 +698,47 @@ impl Driver {
         let mut pending = 0;
         while st.recv_queued + pending < self.shared.recv_limit {
             let Ok(n) = self.kcp.peek_size() else { break };
-            if self.recv_buf.capacity() < pending + n {
-                if pending > 0 {
-                    // Hand over what is gathered before growing the buffer.
-                    let chunk = self.recv_buf.split().freeze();
-                    st.recv_queued += chunk.len();
-                    st.recv_queue.push_back(chunk);
-                    pending = 0;
-                }
-                self.recv_buf.reserve(n.max(RECV_CHUNK));
+            if self.recv_buf.free() < n && pending > 0 {
+                // Hand over what is gathered before moving to another buffer.
+                let chunk = self.recv_buf.current().split().freeze();
+                st.recv_queued += chunk.len();
+                st.recv_queue.push_back(chunk);
+                pending = 0;
             }
-            self.recv_buf.resize(pending + n, 0);
-            match self.kcp.recv(&mut self.recv_buf[pending..]) {
+            let buf = self.recv_buf.room(n);
+            buf.resize(pending + n, 0);
+            let got = self.kcp.recv(&mut buf[pending..]);
+            let buf = self.recv_buf.current();
+            match got {
                 Ok(0) if !self.shared.stream_mode => {
                     // An empty message: `recv` returns it, `read` skips it.
-                    self.recv_buf.truncate(pending);
+                    buf.truncate(pending);
                     delivered = true;
                     st.recv_queue.push_back(bytes::Bytes::new());
                 }
                 Ok(0) => {
                     // Stream mode has no empty message: nothing to hand over.
-                    self.recv_buf.truncate(pending);
+                    buf.truncate(pending);
                 }
                 Ok(m) => {
-                    self.recv_buf.truncate(pending + m);
+                    buf.truncate(pending + m);
                     delivered = true;
                     if self.shared.stream_mode {
                         pending += m;
                         continue;
                     }
-                    let msg = self.recv_buf.split().freeze();
+                    let msg = buf.split().freeze();
                     st.recv_queued += msg.len();
                     st.recv_queue.push_back(msg);
                 }
                 Err(_) => {
-                    self.recv_buf.truncate(pending);
+                    buf.truncate(pending);
                     break;
                 }
             }
         }
         if pending > 0 {
-            let chunk = self.recv_buf.split().freeze();
+            let chunk = self.recv_buf.current().split().freeze();
             st.recv_queued += chunk.len();
             st.recv_queue.push_back(chunk);
         }
@@ -878,6 +920,14 @@ impl Driver {
                 .wrapping_sub(now_ms)
                 .min(self.timer_interval());
             next = next.min(now + Duration::from_millis(u64::from(engine.max(1))));
+        }
+        if !busy
+            && (self.recv_buf.holds()
+                || self.outbox.holds()
+                || self.shared.lock().send_chunks.holds())
+        {
+            // `on_timer` drops them.
+            next = next.min(now + KEEP_BUFFERS);
         }
         if let Some(r) = &self.reopening {
             next = next.min(r.next);

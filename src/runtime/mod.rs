@@ -76,6 +76,7 @@
 //! ```
 
 mod admission;
+mod chunks;
 mod config;
 mod congestion;
 mod cookie;

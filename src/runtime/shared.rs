@@ -14,14 +14,21 @@ use bytes::{Buf, Bytes};
 use tokio::io::ReadBuf;
 use tokio::sync::Notify;
 
+use super::chunks::Chunks;
 use super::error::{ConnectionError, KcpError};
 use super::stats::ConnectionStats;
 
-#[derive(Debug, Default)]
+/// Room of a buffer written bytes are copied into (many small writes share
+/// one; the connection task drops each piece once the engine has it).
+const SEND_CHUNK: usize = 64 << 10;
+
+#[derive(Debug)]
 pub(crate) struct State {
     // Application -> task.
     pub send_queue: VecDeque<Bytes>,
     pub send_queued: usize,
+    /// Where written bytes are copied to before they join `send_queue`.
+    pub send_chunks: Chunks,
     pub write_shutdown: bool,
     pub write_waker: Option<Waker>,
     /// A `flush`/`shutdown` waiting for everything to be acknowledged. Kept
@@ -76,7 +83,21 @@ impl Shared {
         Shared {
             state: Mutex::new(State {
                 conv,
-                ..State::default()
+                send_queue: VecDeque::new(),
+                send_queued: 0,
+                send_chunks: Chunks::for_queue(SEND_CHUNK, config.send_buffer),
+                write_shutdown: false,
+                write_waker: None,
+                flush_waker: None,
+                unacked: 0,
+                recv_queue: VecDeque::new(),
+                recv_queued: 0,
+                read_waker: None,
+                eof: false,
+                eof_signalled: false,
+                closed: None,
+                handles_gone: false,
+                stats: ConnectionStats::default(),
             }),
             task: Notify::new(),
             peer,
@@ -167,7 +188,26 @@ impl Shared {
         } else {
             buf.len()
         };
-        st.send_queue.push_back(Bytes::copy_from_slice(&buf[..n]));
+        if self.stream_mode {
+            // The stream fills each buffer to the brim (a write may span
+            // two), so the queue holds its bytes in as few buffers as can.
+            let mut data = &buf[..n];
+            while !data.is_empty() {
+                let free = st.send_chunks.free();
+                let k = data.len().min(if free > 0 { free } else { SEND_CHUNK });
+                let chunk = st.send_chunks.room(k);
+                chunk.extend_from_slice(&data[..k]);
+                let piece = chunk.split().freeze();
+                st.send_queue.push_back(piece);
+                data = &data[k..];
+            }
+        } else {
+            // A message is one piece: the task hands it to the engine whole.
+            let chunk = st.send_chunks.room(n);
+            chunk.extend_from_slice(&buf[..n]);
+            let piece = chunk.split().freeze();
+            st.send_queue.push_back(piece);
+        }
         st.send_queued += n;
         st.stats.bytes_sent += n as u64;
         drop(st);
