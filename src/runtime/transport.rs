@@ -156,13 +156,33 @@ impl Transport for UdpSocket {
     }
 }
 
+/// How long a task waiting for room in a socket's send buffer sleeps before
+/// it asks again even if nobody woke it. tokio's `UdpSocket` remembers one
+/// send waker per socket, so when several tasks wait on one socket (a
+/// listener's connections share its socket) each new waiter replaces the
+/// previous one's waker, which would otherwise sleep until some unrelated
+/// event (or forever).
+const SEND_REPOLL: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Polls a send until it completes, asking again every [`SEND_REPOLL`]
+/// while it waits.
+async fn until_sent<T>(
+    mut poll: impl FnMut(&mut Context<'_>) -> Poll<io::Result<T>>,
+) -> io::Result<T> {
+    loop {
+        if let Ok(done) = tokio::time::timeout(SEND_REPOLL, std::future::poll_fn(&mut poll)).await {
+            return done;
+        }
+    }
+}
+
 /// Sends one datagram through `t`.
 pub(crate) async fn send_to(
     t: &dyn Transport,
     buf: &[u8],
     target: SocketAddr,
 ) -> io::Result<usize> {
-    std::future::poll_fn(|cx| t.poll_send_to(cx, buf, target)).await
+    until_sent(|cx| t.poll_send_to(cx, buf, target)).await
 }
 
 /// Sends back-to-back datagrams of `segment` bytes (the last may be
@@ -174,8 +194,7 @@ pub(crate) async fn send_segments(
     target: SocketAddr,
 ) -> io::Result<()> {
     while !contents.is_empty() {
-        let n =
-            std::future::poll_fn(|cx| t.poll_send_segments(cx, contents, segment, target)).await?;
+        let n = until_sent(|cx| t.poll_send_segments(cx, contents, segment, target)).await?;
         // A transport claiming nothing went would loop forever.
         contents = &contents[n.clamp(1, contents.len())..];
     }
