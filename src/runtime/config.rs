@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::congestion::ControllerFactory;
 use super::error::KcpError;
+use super::udp::MAX_UDP_PAYLOAD;
 use crate::engine::{CongestionControl, HEADER_LEN};
 
 /// Settings of one KCP connection (both ends should agree on `mtu`,
@@ -371,10 +372,13 @@ impl KcpConfig {
                 ),
             );
         }
-        if self.mtu > 65_507 {
+        if self.mtu > MAX_UDP_PAYLOAD {
             return bad(
                 "mtu",
-                format!("{} exceeds the largest UDP payload (65507)", self.mtu),
+                format!(
+                    "{} exceeds the largest UDP payload ({MAX_UDP_PAYLOAD})",
+                    self.mtu
+                ),
             );
         }
         for (field, wnd) in [("snd_wnd", self.snd_wnd), ("rcv_wnd", self.rcv_wnd)] {

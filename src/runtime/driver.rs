@@ -323,8 +323,9 @@ impl Driver {
         // Whole trains leave during the flush only from a socket of our own:
         // an attempt that finds the socket full leaves a waker that wakes
         // nothing, and tokio keeps one send waker per socket, so on the
-        // listener's shared socket it could replace that of another
-        // connection waiting to send. Simulated loss draws each datagram when
+        // listener's shared socket it would replace that of another
+        // connection waiting to send (which then waits for its next re-ask,
+        // `transport::until_sent`). Simulated loss draws each datagram when
         // the outbox is sent.
         let early = matches!(self.source, Source::Own) && self.config.simulated_loss <= 0.0;
         let Driver {

@@ -17,12 +17,13 @@ use std::task::{Context, Poll};
 use tracing::trace;
 
 use super::transport::Transport;
+use super::udp::MAX_UDP_PAYLOAD;
 
 /// Bytes of buffer an idle outbox keeps.
 const KEEP: usize = 64 << 10;
 
 /// The most one send call carries (a GSO train is one UDP payload).
-const TRAIN_MAX: usize = 65_507;
+const TRAIN_MAX: usize = MAX_UDP_PAYLOAD;
 
 /// Consecutive datagrams of one size, the last possibly shorter.
 #[derive(Debug, Clone, Copy)]

@@ -169,6 +169,11 @@ const SEND_REPOLL: std::time::Duration = std::time::Duration::from_millis(2);
 async fn until_sent<T>(
     mut poll: impl FnMut(&mut Context<'_>) -> Poll<io::Result<T>>,
 ) -> io::Result<T> {
+    // Most sends find room: the first ask sets up no timer (nor reads the
+    // clock a timeout needs).
+    if let Poll::Ready(done) = std::future::poll_fn(|cx| Poll::Ready(poll(cx))).await {
+        return done;
+    }
     loop {
         if let Ok(done) = tokio::time::timeout(SEND_REPOLL, std::future::poll_fn(&mut poll)).await {
             return done;

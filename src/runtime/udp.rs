@@ -53,7 +53,7 @@ impl SocketBuffers {
 }
 
 /// Largest UDP payload: a GSO send carries at most this much in total.
-const MAX_UDP_PAYLOAD: usize = 65_507;
+pub(super) const MAX_UDP_PAYLOAD: usize = 65_507;
 
 /// A UDP socket of our own, with batched I/O where the OS has it.
 #[derive(Debug)]
