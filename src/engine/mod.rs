@@ -44,6 +44,7 @@ pub use error::{ConfigError, InputError, RecvError, SendError};
 pub use kcp::Kcp;
 pub use output::{LogMask, Output};
 pub use payload::{Payload, SegmentBuf};
+pub(crate) use recv::copy_into;
 pub use stats::Stats;
 #[cfg(feature = "capi")]
 pub(crate) use tail::tail_fields_by_name;

@@ -20,6 +20,29 @@ impl<P: Payload> Kcp<P> {
         self.recv_into(buf, true)
     }
 
+    /// Moves the next complete message out, handing its bytes to `sink` in
+    /// order (one call per fragment), and returns its length. No buffer has
+    /// to be sized, or zeroed, beforehand: a sink can append to a growing
+    /// buffer.
+    ///
+    /// ```
+    /// # use kcp::engine::Kcp;
+    /// let (mut a, mut b) = (Kcp::new(1), Kcp::new(1));
+    /// a.set_nodelay(1, 10, 2, true);
+    /// a.send(&[7u8; 3000]).unwrap();
+    /// a.update(0, &mut |d: &[u8]| b.input(d).unwrap());
+    /// let mut got = Vec::new();
+    /// assert_eq!(b.recv_with(|piece| got.extend_from_slice(piece)), Ok(3000));
+    /// assert_eq!(got, [7u8; 3000]);
+    /// ```
+    pub fn recv_with(&mut self, mut sink: impl FnMut(&[u8])) -> Result<usize, RecvError> {
+        match self.recv_raw(&mut sink, i32::MAX, &mut Silent) {
+            n if n >= 0 => Ok(n as usize),
+            -1 => Err(RecvError::Empty),
+            _ => Err(RecvError::Incomplete),
+        }
+    }
+
     fn recv_into(&mut self, buf: &mut [u8], peek: bool) -> Result<usize, RecvError> {
         let cap = i32::try_from(buf.len()).unwrap_or(i32::MAX);
         // The raw call peeks on a negative length, and there is no negative
@@ -34,7 +57,7 @@ impl<P: Payload> Kcp<P> {
             }
         }
         let len = if peek { -cap.max(1) } else { cap };
-        match self.recv_raw(Some(buf), len, &mut Silent) {
+        match self.recv_raw(&mut copy_into(Some(buf)), len, &mut Silent) {
             n if n >= 0 => Ok(n as usize),
             -1 => Err(RecvError::Empty),
             -2 => Err(RecvError::Incomplete),
@@ -76,10 +99,11 @@ impl<P: Payload> Kcp<P> {
         length
     }
 
-    /// `ikcp_recv`. A negative `len` peeks (`-len` bytes of buffer).
+    /// `ikcp_recv`: the message's bytes go to `sink` (see [`copy_into`]).
+    /// A negative `len` peeks (`-len` bytes of buffer).
     pub(crate) fn recv_raw<H: Host<P>>(
         &mut self,
-        mut buf: Option<&mut [u8]>,
+        sink: &mut impl FnMut(&[u8]),
         len: i32,
         host: &mut H,
     ) -> i32 {
@@ -97,16 +121,10 @@ impl<P: Payload> Kcp<P> {
         }
         let recover = self.nrcv_que() >= self.rcv_wnd;
 
-        let mut copied = 0usize;
         let mut total = 0i32;
         let mut index = 0usize;
-        // `len >= peeksize` guarantees room; stay in bounds regardless.
         let mut copy_out = |bytes: &[u8]| {
-            if let Some(out) = buf.as_deref_mut() {
-                let room = out.len().saturating_sub(copied).min(bytes.len());
-                out[copied..copied + room].copy_from_slice(&bytes[..room]);
-                copied += room;
-            }
+            sink(bytes);
             total = total.wrapping_add(bytes.len() as i32);
         };
         loop {
@@ -173,5 +191,19 @@ impl<P: Payload> Kcp<P> {
             self.recycle(duplicate.data);
         }
         self.drain_in_order();
+    }
+}
+
+/// A `recv_raw` sink that copies into `buf` (none: the bytes are dropped,
+/// as `ikcp_recv` does with a null buffer). `recv_raw` checks the message
+/// fits; the copy stays in bounds regardless.
+pub(crate) fn copy_into(mut buf: Option<&mut [u8]>) -> impl FnMut(&[u8]) + '_ {
+    let mut copied = 0usize;
+    move |bytes: &[u8]| {
+        if let Some(out) = buf.as_deref_mut() {
+            let room = out.len().saturating_sub(copied).min(bytes.len());
+            out[copied..copied + room].copy_from_slice(&bytes[..room]);
+            copied += room;
+        }
     }
 }

@@ -13,6 +13,7 @@ use super::control::{self, enter};
 #[cfg(feature = "abi2")]
 use super::types::IKCPOPS;
 use super::types::{ikcpcb, IUINT32};
+use crate::engine::copy_into;
 
 /// Runs `body`, turning a panic into `fallback`.
 fn guarded<R>(fallback: R, body: impl FnOnce() -> R) -> R {
@@ -93,7 +94,7 @@ pub unsafe extern "C" fn ikcp_recv(kcp: *mut ikcpcb, buffer: *mut c_char, len: c
         let out = (!buffer.is_null())
             .then(|| unsafe { std::slice::from_raw_parts_mut(buffer.cast::<u8>(), room) });
         // SAFETY: live object (caller contract).
-        unsafe { enter(kcp, |k, host| k.recv_raw(out, len, host)) }
+        unsafe { enter(kcp, |k, host| k.recv_raw(&mut copy_into(out), len, host)) }
     })
 }
 

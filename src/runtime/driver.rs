@@ -706,23 +706,19 @@ impl Driver {
                 st.recv_queue.push_back(chunk);
                 pending = 0;
             }
+            // Appended as it leaves the engine: no zeroing beforehand.
             let buf = self.recv_buf.room(n);
-            buf.resize(pending + n, 0);
-            let got = self.kcp.recv(&mut buf[pending..]);
+            let got = self.kcp.recv_with(|piece| buf.extend_from_slice(piece));
             let buf = self.recv_buf.current();
             match got {
                 Ok(0) if !self.shared.stream_mode => {
                     // An empty message: `recv` returns it, `read` skips it.
-                    buf.truncate(pending);
                     delivered = true;
                     st.recv_queue.push_back(bytes::Bytes::new());
                 }
-                Ok(0) => {
-                    // Stream mode has no empty message: nothing to hand over.
-                    buf.truncate(pending);
-                }
+                // Stream mode has no empty message: nothing to hand over.
+                Ok(0) => {}
                 Ok(m) => {
-                    buf.truncate(pending + m);
                     delivered = true;
                     if self.shared.stream_mode {
                         pending += m;
@@ -732,10 +728,7 @@ impl Driver {
                     st.recv_queued += msg.len();
                     st.recv_queue.push_back(msg);
                 }
-                Err(_) => {
-                    buf.truncate(pending);
-                    break;
-                }
+                Err(_) => break,
             }
         }
         if pending > 0 {
