@@ -168,7 +168,7 @@ async fn backlog_and_connection_limits_hold() {
     let limits = ListenerLimits {
         backlog: 3,
         max_connections: 5,
-        per_connection_queue: 64,
+        per_connection_queue: Some(64),
         ..ListenerLimits::default()
     };
     let listener =

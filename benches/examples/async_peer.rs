@@ -154,15 +154,17 @@ fn udp_socket(bind: &str) -> std::net::UdpSocket {
 }
 
 trait Duplex: AsyncRead + AsyncWrite + Send + Unpin + 'static {
-    /// Retransmissions so far, where the implementation counts them (a
-    /// bulk figure reached by resending is reported as such).
-    fn retransmissions(&self) -> Option<u64> {
+    /// Retransmissions so far (all, and those on a timeout), where the
+    /// implementation counts them: a bulk figure reached by resending is
+    /// reported as such.
+    fn retransmissions(&self) -> Option<(u64, u64)> {
         None
     }
 }
 impl Duplex for kcp::runtime::KcpStream {
-    fn retransmissions(&self) -> Option<u64> {
-        Some(self.stats().retransmissions)
+    fn retransmissions(&self) -> Option<(u64, u64)> {
+        let st = self.stats();
+        Some((st.retransmissions, st.lost_segments))
     }
 }
 impl Duplex for tokio_kcp::KcpStream {}
@@ -439,7 +441,9 @@ async fn bulk(s: Box<dyn Duplex>, total: u64) -> String {
     let s = r.unsplit(writer.await.unwrap());
     let resent = s
         .retransmissions()
-        .map_or(String::new(), |n| format!(", \"retransmissions\": {n}"));
+        .map_or(String::new(), |(all, timeouts)| {
+            format!(", \"retransmissions\": {all}, \"timeouts\": {timeouts}")
+        });
     format!("{{\"bytes\": {total}, \"secs\": {secs:.6}{resent}}}")
 }
 

@@ -44,6 +44,7 @@ pub use error::{ConfigError, InputError, RecvError, SendError};
 pub use kcp::Kcp;
 pub use output::{LogMask, Output};
 pub use payload::{Payload, SegmentBuf};
+#[cfg(feature = "capi")]
 pub(crate) use recv::copy_into;
 pub use stats::Stats;
 #[cfg(feature = "capi")]

@@ -87,8 +87,17 @@ pub struct ListenerLimits {
     /// Connections the listener opens per second in total, and again for
     /// retransmitted openings. Default 1,000.
     pub openings_per_second: u32,
-    /// Datagrams queued for one connection's task before more are dropped.
-    pub per_connection_queue: usize,
+    /// Datagrams queued for one connection's task before more are dropped
+    /// (counted in [`ListenerStats::dropped_overload`]). `None` (the
+    /// default) is what a peer that respects the connection's windows can
+    /// have on the way at once: a receive window of data segments, a send
+    /// window of acknowledgements, and 64 more for window probes and
+    /// retransmissions (2,112 for windows 1024/1024). A smaller queue drops
+    /// datagrams of a full window whenever the task falls behind (the
+    /// earlier fixed 1,024 cost a bulk echo at those windows about 50 fast
+    /// retransmissions per 32 MB). Memory stays bounded by
+    /// [`max_queued_bytes`](ListenerLimits::max_queued_bytes) either way.
+    pub per_connection_queue: Option<usize>,
     /// Bytes of datagrams queued for all connections' tasks together before
     /// more are dropped (counted in [`ListenerStats::dropped_overload`]).
     /// Each datagram counts as the buffer holding it: its length rounded up
@@ -122,11 +131,26 @@ impl Default for ListenerLimits {
             half_open_timeout: Duration::from_secs(3),
             openings_per_source: 64,
             openings_per_second: 1000,
-            per_connection_queue: 1024,
+            per_connection_queue: None,
             max_queued_bytes: 16 << 20,
             out_of_order_floor: 32 << 10,
             max_out_of_order_total: 64 << 20,
         }
+    }
+}
+
+/// Datagrams a connection's queue holds beyond its windows by default
+/// ([`ListenerLimits::per_connection_queue`]).
+const QUEUE_SLACK: usize = 64;
+
+impl ListenerLimits {
+    /// The capacity of each connection's queue under `config`'s windows.
+    fn connection_queue(&self, config: &KcpConfig) -> usize {
+        self.per_connection_queue.unwrap_or_else(|| {
+            // The engine's receive window is never below the reference's default.
+            let rcv_wnd = config.rcv_wnd.max(crate::engine::WND_RCV_DEFAULT) as usize;
+            rcv_wnd + config.snd_wnd as usize + QUEUE_SLACK
+        })
     }
 }
 
@@ -182,7 +206,10 @@ impl KcpListener {
         for (field, value) in [
             ("backlog", limits.backlog),
             ("max_connections", limits.max_connections),
-            ("per_connection_queue", limits.per_connection_queue),
+            (
+                "per_connection_queue",
+                limits.per_connection_queue.unwrap_or(1),
+            ),
             ("max_half_open", limits.max_half_open),
         ] {
             if value == 0 {
@@ -480,7 +507,7 @@ impl Router {
         };
         let key = (peer, conv);
         let id = self.table.next_id();
-        let (tx, rx) = mpsc::channel(self.limits.per_connection_queue);
+        let (tx, rx) = mpsc::channel(self.limits.connection_queue(&self.config));
         let shared = Arc::new(Shared::new(conv, peer, self.local, &self.config));
         shared.lock().stats.socket_buffers = self.counters.socket_buffers;
         let gone = events.clone();
@@ -558,5 +585,25 @@ async fn sleep_until_some(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_queue_holds_what_its_windows_let_a_peer_send() {
+        let limits = ListenerLimits::default();
+        let bulk = KcpConfig::new().window_size(1024, 1024);
+        assert_eq!(limits.connection_queue(&bulk), 1024 + 1024 + QUEUE_SLACK);
+        // The engine never receives into less than the reference's default.
+        let small = KcpConfig::new().window_size(32, 32);
+        assert_eq!(limits.connection_queue(&small), 128 + 32 + QUEUE_SLACK);
+        let fixed = ListenerLimits {
+            per_connection_queue: Some(10),
+            ..limits
+        };
+        assert_eq!(fixed.connection_queue(&bulk), 10);
     }
 }
