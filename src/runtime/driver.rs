@@ -258,9 +258,11 @@ impl Driver {
                 }
             };
             match event {
-                Event::Datagram(Incoming::Data(d)) => {
-                    self.on_datagram(&d);
-                    drop(d);
+                Event::Datagram(Incoming::Data(routed)) => {
+                    for d in routed.datagrams() {
+                        self.on_datagram(d);
+                    }
+                    drop(routed);
                     self.drain_ready();
                     self.heard_now();
                     self.update(true);
@@ -629,7 +631,11 @@ impl Driver {
         for _ in 0..64 {
             match &mut self.source {
                 Source::Listener(rx) => match rx.try_recv() {
-                    Ok(d) => self.on_datagram(&d),
+                    Ok(routed) => {
+                        for d in routed.datagrams() {
+                            self.on_datagram(d);
+                        }
+                    }
                     Err(_) => return,
                 },
                 Source::Own => {

@@ -88,7 +88,8 @@ pub struct ListenerLimits {
     /// retransmitted openings. Default 1,000.
     pub openings_per_second: u32,
     /// Datagrams queued for one connection's task before more are dropped
-    /// (counted in [`ListenerStats::dropped_overload`]). `None` (the
+    /// (counted in [`ListenerStats::dropped_overload`]); datagrams received
+    /// together in one train (GRO) take one place. `None` (the
     /// default) is what a peer that respects the connection's windows can
     /// have on the way at once: a receive window of data segments, a send
     /// window of acknowledgements, and 64 more for window probes and
@@ -347,10 +348,7 @@ impl Router {
                     Ok(n) => {
                         recv_errors = 0;
                         for (buf, m) in bufs.iter().zip(&meta[..n]) {
-                            for d in m.datagrams(buf) {
-                                ListenerCounters::bump(&self.counters.datagrams);
-                                self.route(d, m.addr, accepting, &gone_tx);
-                            }
+                            self.route_received(buf, m, accepting, &gone_tx);
                         }
                     }
                     Err(e) => {
@@ -450,14 +448,94 @@ impl Router {
         }
     }
 
+    /// Routes what one receive put in `buf`. In a train (several datagrams
+    /// received together, GRO) the consecutive datagrams for one connection
+    /// go as one run: one copy and one message for them all.
+    fn route_received(
+        &mut self,
+        buf: &[u8],
+        m: &Received,
+        accepting: bool,
+        events: &mpsc::UnboundedSender<Event>,
+    ) {
+        let stride = if m.stride == 0 { m.len } else { m.stride };
+        if m.len <= stride || self.cookies.is_some() {
+            // One datagram, or cookies to strip: datagram by datagram.
+            for d in m.datagrams(buf) {
+                ListenerCounters::bump(&self.counters.datagrams);
+                self.route(d, m.addr, accepting, events);
+            }
+            return;
+        }
+        ListenerCounters::add(&self.counters.datagrams, m.len.div_ceil(stride) as u64);
+        // The run being gathered: its conversation and byte range in `buf`.
+        let mut run: Option<(u32, usize, usize)> = None;
+        let mut at = 0;
+        for d in m.datagrams(buf) {
+            let start = at;
+            at += d.len();
+            let known = if d.len() <= self.config.mtu && well_formed(d) {
+                match self.table.route(d, m.addr) {
+                    Route::Known { conv, .. } => Some(conv),
+                    _ => None,
+                }
+            } else {
+                None
+            };
+            match (known, &mut run) {
+                (Some(conv), Some((c, _, end))) if *c == conv => *end = at,
+                (Some(conv), _) => {
+                    if let Some((c, s, e)) = run.replace((conv, start, at)) {
+                        self.deliver_run(&buf[s..e], stride, c, m.addr);
+                    }
+                }
+                (None, _) => {
+                    if let Some((c, s, e)) = run.take() {
+                        self.deliver_run(&buf[s..e], stride, c, m.addr);
+                    }
+                    // Counted and dealt with (opening, drop) one by one.
+                    self.route(d, m.addr, accepting, events);
+                }
+            }
+        }
+        if let Some((c, s, e)) = run {
+            self.deliver_run(&buf[s..e], stride, c, m.addr);
+        }
+    }
+
+    /// Copies a run of datagrams for the connection (`peer`, `conv`) and
+    /// hands it over.
+    fn deliver_run(&mut self, run: &[u8], stride: usize, conv: u32, peer: SocketAddr) {
+        let count = run.len().div_ceil(stride) as u64;
+        let Route::Known { value, .. } = self.table.route(&run[..stride.min(run.len())], peer)
+        else {
+            return;
+        };
+        let Some(data) = self.routed.copy_run(run, stride, conv) else {
+            ListenerCounters::add(&self.counters.dropped_overload, count);
+            return;
+        };
+        Self::deliver_counted(&value.tx, data, count, &self.counters);
+    }
+
     fn deliver(tx: &mpsc::Sender<Routed>, data: Routed, counters: &ListenerCounters) {
+        Self::deliver_counted(tx, data, 1, counters)
+    }
+
+    /// Queues `data` (`count` datagrams) for its connection's task.
+    fn deliver_counted(
+        tx: &mpsc::Sender<Routed>,
+        data: Routed,
+        count: u64,
+        counters: &ListenerCounters,
+    ) {
         match tx.try_send(data) {
-            Ok(()) => ListenerCounters::bump(&counters.routed),
+            Ok(()) => ListenerCounters::add(&counters.routed, count),
             Err(mpsc::error::TrySendError::Full(_)) => {
-                ListenerCounters::bump(&counters.dropped_overload)
+                ListenerCounters::add(&counters.dropped_overload, count)
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                ListenerCounters::bump(&counters.dropped_unknown);
+                ListenerCounters::add(&counters.dropped_unknown, count);
             }
         }
     }

@@ -5,9 +5,13 @@
 //! copy goes into a buffer from a free list shared by the listener and its
 //! connections: the connection's task gives it back after feeding the
 //! datagram to its engine, so a warm listener allocates nothing per datagram.
+//! Datagrams received together in one train (GRO) for the same connection
+//! travel together: one copy, one buffer, one message for the whole run, so
+//! the per-datagram work of the hand-over (budget, free list, channel) is
+//! paid once per train.
 //!
-//! Buffers come in size classes (powers of two from 64 bytes, the largest
-//! being the MTU), and the listener's queued-bytes budget
+//! Buffers come in size classes (powers of two from 64 bytes, the MTU, and
+//! powers of two above it up to a whole train), and the listener's queued-bytes budget
 //! ([`ListenerLimits::max_queued_bytes`]) is charged a datagram's buffer, not
 //! its length: the budget bounds the memory queued datagrams hold, whatever
 //! their sizes. A full-MTU datagram costs its length; a 24-byte
@@ -26,6 +30,9 @@ const MIN_CLASS: usize = 64;
 /// buffers are freed. A 256-segment window's burst of full-MTU datagrams
 /// (about 350 KB) fits.
 const KEEP_PER_CLASS: usize = 1 << 20;
+/// The largest run of datagrams routed in one buffer: what one receive
+/// buffer holds (a GRO train).
+pub(crate) const RUN_MAX: usize = 65_536;
 
 /// The buffers routed datagrams travel in, and the budget they are charged to.
 #[derive(Debug)]
@@ -39,7 +46,8 @@ pub(crate) struct RoutedPool {
 }
 
 impl RoutedPool {
-    /// A pool for datagrams of at most `mtu` bytes, charging `queued`.
+    /// A pool for datagrams of at most `mtu` bytes, and runs of them of at
+    /// most [`RUN_MAX`], charging `queued`.
     pub(crate) fn new(queued: Arc<BytePool>, mtu: usize) -> Arc<RoutedPool> {
         let mut sizes = Vec::new();
         let mut size = MIN_CLASS;
@@ -48,6 +56,13 @@ impl RoutedPool {
             size *= 2;
         }
         sizes.push(mtu);
+        // `size` is now the first power of two at or above the MTU.
+        while size <= RUN_MAX {
+            if size > mtu {
+                sizes.push(size);
+            }
+            size *= 2;
+        }
         let free = Mutex::new(vec![Vec::new(); sizes.len()]);
         Arc::new(RoutedPool {
             queued,
@@ -56,7 +71,7 @@ impl RoutedPool {
         })
     }
 
-    /// The class of a datagram of `len` bytes (at most the MTU).
+    /// The class of `len` bytes (a datagram of at most the MTU, or a run).
     fn class(&self, len: usize) -> usize {
         self.sizes
             .iter()
@@ -74,19 +89,34 @@ impl RoutedPool {
     /// 0 until it hears the id it was given); `None` if the queued bytes
     /// would pass their budget.
     pub(crate) fn copy(self: &Arc<Self>, d: &[u8], conv: u32) -> Option<Routed> {
-        debug_assert!(d.len() <= self.sizes[self.sizes.len() - 1]);
-        let class = self.class(d.len());
+        self.copy_run(d, d.len(), conv)
+    }
+
+    /// A copy of a run of datagrams received together, each `stride` bytes
+    /// but the last (which may be shorter), at most [`RUN_MAX`] in all; as
+    /// [`copy`](RoutedPool::copy) for each of them.
+    pub(crate) fn copy_run(
+        self: &Arc<Self>,
+        run: &[u8],
+        stride: usize,
+        conv: u32,
+    ) -> Option<Routed> {
+        debug_assert!(run.len() <= RUN_MAX && stride > 0);
+        let class = self.class(run.len());
         if !self.queued.try_charge(self.sizes[class]) {
             return None;
         }
         let spare = self.lock()[class].pop();
         let mut buf = spare.unwrap_or_else(|| Vec::with_capacity(self.sizes[class]));
-        buf.extend_from_slice(d);
-        if conv_of(d) != Some(conv) {
-            set_conv(&mut buf, conv);
+        buf.extend_from_slice(run);
+        for d in buf.chunks_mut(stride.max(1)) {
+            if conv_of(d) != Some(conv) {
+                set_conv(d, conv);
+            }
         }
         Some(Routed {
             buf,
+            stride: stride.max(1),
             class,
             pool: self.clone(),
         })
@@ -113,19 +143,27 @@ impl RoutedPool {
     }
 }
 
-/// A datagram routed to a connection's task, charged to the listener's
-/// queued bytes until the task drops it (after its engine's `input`); its
-/// buffer then goes back to the pool.
+/// Datagrams routed to a connection's task (one, or a run received
+/// together), charged to the listener's queued bytes until the task drops
+/// them (after its engine's `input`); the buffer then goes back to the pool.
 #[derive(Debug)]
 pub(crate) struct Routed {
     buf: Vec<u8>,
+    /// Size of each datagram but the last.
+    stride: usize,
     class: usize,
     pool: Arc<RoutedPool>,
 }
 
-impl std::ops::Deref for Routed {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
+impl Routed {
+    /// The datagrams, in the order received.
+    pub(crate) fn datagrams(&self) -> std::slice::Chunks<'_, u8> {
+        self.buf.chunks(self.stride)
+    }
+
+    /// All their bytes, one after another.
+    #[cfg(test)]
+    fn bytes(&self) -> &[u8] {
         &self.buf
     }
 }
@@ -166,27 +204,60 @@ mod tests {
     fn buffers_are_charged_by_class_and_reused() {
         let queued = BytePool::new(1400 + 64);
         let pool = RoutedPool::new(queued.clone(), 1400);
-        assert_eq!(pool.sizes, [64, 128, 256, 512, 1024, 1400]);
+        assert_eq!(
+            pool.sizes,
+            [64, 128, 256, 512, 1024, 1400, 2048, 4096, 8192, 16384, 32768, 65536]
+        );
         let ack = segment(7, Command::Ack as u8, 0, b"");
         let data = segment(0, Command::Push as u8, 0, &[9; 1376]);
 
         let a = pool.copy(&ack, 7).unwrap();
         let d = pool.copy(&data, 7).unwrap();
-        assert_eq!(&a[..], &ack[..]);
-        assert_eq!(conv_of(&d), Some(7), "conversation assigned");
-        assert_eq!(&d[HEADER_LEN..], &data[HEADER_LEN..]);
+        assert_eq!(a.bytes(), &ack[..]);
+        assert_eq!(conv_of(d.bytes()), Some(7), "conversation assigned");
+        assert_eq!(&d.bytes()[HEADER_LEN..], &data[HEADER_LEN..]);
         assert_eq!(queued.used(), 1400 + 64, "charged by buffer size");
         assert!(pool.copy(&ack, 7).is_none(), "over the budget");
 
-        let (a_ptr, d_ptr) = (a.as_ptr(), d.as_ptr());
+        let (a_ptr, d_ptr) = (a.bytes().as_ptr(), d.bytes().as_ptr());
         drop((a, d));
         assert_eq!(queued.used(), 0);
         assert_eq!(pool.spare_bytes(), 1400 + 64);
         // The same buffers come back, whatever the length within a class.
         let d = pool.copy(&data[..1100], 7).unwrap();
         let a = pool.copy(&ack[..], 7).unwrap();
-        assert_eq!((a.as_ptr(), d.as_ptr()), (a_ptr, d_ptr));
-        assert_eq!(&d[HEADER_LEN..], &data[HEADER_LEN..1100]);
+        assert_eq!((a.bytes().as_ptr(), d.bytes().as_ptr()), (a_ptr, d_ptr));
+        assert_eq!(&d.bytes()[HEADER_LEN..], &data[HEADER_LEN..1100]);
+    }
+
+    #[test]
+    fn a_run_travels_in_one_buffer_charged_by_its_class() {
+        let queued = BytePool::new(usize::MAX);
+        let pool = RoutedPool::new(queued.clone(), 1400);
+        // A train of three full datagrams and a shorter last one, from a
+        // peer that still sends conversation 0.
+        let full = segment(0, Command::Push as u8, 0, &[5; 1376]);
+        let last = segment(0, Command::Push as u8, 3, &[6; 100]);
+        let mut run = Vec::new();
+        for _ in 0..3 {
+            run.extend_from_slice(&full);
+        }
+        run.extend_from_slice(&last);
+        let r = pool.copy_run(&run, full.len(), 9).unwrap();
+        assert_eq!(queued.used(), 8192, "4,324 bytes in the 8 KiB class");
+        let got: Vec<&[u8]> = r.datagrams().collect();
+        assert_eq!(got.len(), 4);
+        for d in &got {
+            assert_eq!(
+                conv_of(d),
+                Some(9),
+                "every datagram's conversation assigned"
+            );
+        }
+        assert_eq!(&got[0][HEADER_LEN..], &full[HEADER_LEN..]);
+        assert_eq!(&got[3][HEADER_LEN..], &last[HEADER_LEN..]);
+        drop(r);
+        assert_eq!(queued.used(), 0);
     }
 
     #[test]

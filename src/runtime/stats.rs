@@ -167,6 +167,10 @@ impl ListenerCounters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
     pub(crate) fn snapshot(&self) -> ListenerStats {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         ListenerStats {
