@@ -161,7 +161,11 @@ impl Driver {
         Driver {
             guard: InputGuard::new(config.mtu, config.max_out_of_order_bytes),
             kcp,
-            loss: Rng::new(config.loss_seed ^ u64::from(conv)),
+            // Each end draws its own losses. With one seed for both, the
+            // listener's first answers were lost exactly where its client's
+            // first datagrams had been, so an opening that lost its first
+            // tries also lost its first answers.
+            loss: Rng::new(config.loss_seed ^ u64::from(conv) ^ role.loss_salt()),
             config,
             shared,
             transport,

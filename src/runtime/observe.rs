@@ -32,6 +32,15 @@ pub(crate) enum Role {
 }
 
 impl Role {
+    /// Mixed into the simulated-loss seed so that the two ends of one
+    /// conversation draw different losses.
+    pub(crate) fn loss_salt(self) -> u64 {
+        match self {
+            Role::Client => 0,
+            Role::Server => 0x5e72_7e72_0000_0000,
+        }
+    }
+
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) fn as_str(self) -> &'static str {
         match self {
