@@ -142,7 +142,9 @@ pub struct KcpConfig {
     /// Fraction (0.0..1.0) of outgoing datagrams dropped on purpose, to test
     /// applications against loss. Zero outside tests.
     pub simulated_loss: f64,
-    /// Seed of the simulated loss.
+    /// Seed of the simulated loss. Each connection mixes in its
+    /// conversation id and its side (client or accepted), so the two ends
+    /// of a conversation lose different datagrams.
     pub loss_seed: u64,
     /// The congestion controller of each connection; `None` (the default)
     /// is the engine's built-in algorithm. See [`KcpConfig::congestion_control`].

@@ -32,6 +32,15 @@ pub(crate) enum Role {
 }
 
 impl Role {
+    /// Mixed into the simulated-loss seed so that the two ends of one
+    /// conversation draw different losses.
+    pub(crate) fn loss_salt(self) -> u64 {
+        match self {
+            Role::Client => 0,
+            Role::Server => 0x5e72_7e72_0000_0000,
+        }
+    }
+
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
     pub(crate) fn as_str(self) -> &'static str {
         match self {
@@ -183,6 +192,7 @@ pub(crate) fn close_reason(reason: Option<&KcpError>) -> &'static str {
             Timeout::Connect => "connect_timeout",
             Timeout::Idle => "idle_timeout",
             Timeout::DeadPeer => "dead_peer",
+            Timeout::HalfOpen => "half_open_timeout",
             // Future timeouts: `Timeout` is non-exhaustive.
             #[allow(unreachable_patterns)]
             _ => "timeout",
@@ -192,6 +202,7 @@ pub(crate) fn close_reason(reason: Option<&KcpError>) -> &'static str {
             ConnectionError::PeerClosed => "peer_closed",
             ConnectionError::Closed => "closed",
             ConnectionError::ListenerGone | ConnectionError::ListenerStopped => "listener_gone",
+            ConnectionError::HalfOpenEvicted => "half_open_evicted",
             _ => "connection",
         },
         Some(KcpError::Protocol { .. }) => "protocol",
