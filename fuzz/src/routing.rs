@@ -12,7 +12,8 @@
 //!   established and removed;
 //! - an established connection is never evicted for an opening nor expired:
 //!   only its own task ending removes it;
-//! - a half-open connection is gone once its timeout has passed;
+//! - a half-open connection is gone once its peer has been silent (no
+//!   datagram routed to it) for its timeout, and not before;
 //! - a datagram for a live connection is routed to it; an opening is only
 //!   admitted when it is well formed, a data segment with sequence number 0,
 //!   and within the rate limits;
@@ -38,7 +39,8 @@ const MAX_STEPS: usize = 4_000;
 struct Known {
     id: u64,
     established: bool,
-    opened: Instant,
+    /// When its peer was last heard (opened, or a datagram routed to it).
+    heard: Instant,
 }
 
 fn peer(input: &mut Input) -> SocketAddr {
@@ -163,13 +165,22 @@ pub fn run_reached(data: &[u8]) -> Reached {
                     continue; // the listener drops it before the table
                 }
                 match table.route(&d, from) {
-                    Route::Known { conv, value } => {
+                    Route::Known {
+                        conv,
+                        value,
+                        half_open,
+                    } => {
                         reached.routed += 1;
                         assert_eq!(*value, (from, conv), "routed to another connection");
-                        assert!(
-                            model.contains_key(&(from, conv)),
-                            "routed to a dead connection"
-                        );
+                        let k = model
+                            .get_mut(&(from, conv))
+                            .expect("routed to a dead connection");
+                        assert_eq!(half_open, !k.established);
+                        // As the listener does for a half-open connection.
+                        if half_open {
+                            k.heard = now;
+                            table.heard((from, conv), now);
+                        }
                     }
                     Route::Unknown => {
                         assert!(!opens_connection(&d));
@@ -217,7 +228,7 @@ pub fn run_reached(data: &[u8]) -> Reached {
                             Known {
                                 id,
                                 established: false,
-                                opened: now,
+                                heard: now,
                             },
                         );
                         assert!(replaced.is_none(), "opened a live connection twice");
@@ -267,12 +278,12 @@ pub fn run_reached(data: &[u8]) -> Reached {
                     assert_eq!(key, value);
                     let k = model.remove(&key).expect("expired an unknown connection");
                     assert!(!k.established, "an established connection expired");
-                    assert!(k.opened + limits.half_open_timeout <= now, "expired early");
+                    assert!(k.heard + limits.half_open_timeout <= now, "expired early");
                     reached.expired += 1;
                 }
                 for k in model.values() {
                     assert!(
-                        k.established || k.opened + limits.half_open_timeout > now,
+                        k.established || k.heard + limits.half_open_timeout > now,
                         "a half-open connection outlived its timeout"
                     );
                 }

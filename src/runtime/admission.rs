@@ -8,9 +8,10 @@
 //! - openings are rate-limited per source IP and in total, with a second
 //!   chance for a peer that retransmits an opening the limits refused
 //!   (forged one-shot openings never do);
-//! - half-open connections are few, expire fast, buffer nothing out of
-//!   order, and the oldest gives way to a new opening; an established
-//!   connection never does.
+//! - half-open connections are few, expire once their peer is silent for a
+//!   short while (a forged opening is never followed by more), buffer
+//!   nothing out of order, and the oldest gives way to a new opening; an
+//!   established connection never does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -150,10 +151,14 @@ impl Admission {
     }
 }
 
-/// Half-open connections by age, so the oldest can give way or expire.
+/// Half-open connections by age, so the oldest can give way, and by how
+/// long their peers have been silent, so the longest silent can expire.
 #[derive(Debug, Default)]
 pub(crate) struct HalfOpen {
     by_age: BTreeMap<(Instant, u64), Key>,
+    by_silence: BTreeMap<(Instant, u64), Key>,
+    /// When each (by id) opened and when its peer was last heard.
+    times: HashMap<u64, (Instant, Instant)>,
 }
 
 impl HalfOpen {
@@ -163,20 +168,43 @@ impl HalfOpen {
 
     pub(crate) fn insert(&mut self, opened: Instant, id: u64, key: Key) {
         self.by_age.insert((opened, id), key);
+        self.by_silence.insert((opened, id), key);
+        self.times.insert(id, (opened, opened));
     }
 
-    pub(crate) fn remove(&mut self, opened: Instant, id: u64) {
-        self.by_age.remove(&(opened, id));
+    pub(crate) fn remove(&mut self, id: u64) {
+        if let Some((opened, heard)) = self.times.remove(&id) {
+            self.by_age.remove(&(opened, id));
+            self.by_silence.remove(&(heard, id));
+        }
     }
 
-    /// Removes and returns the oldest.
-    pub(crate) fn pop_oldest(&mut self) -> Option<(u64, Key)> {
-        self.by_age.pop_first().map(|((_, id), key)| (id, key))
+    /// Its peer was heard at `now`.
+    pub(crate) fn heard(&mut self, id: u64, now: Instant) {
+        let Some((_, heard)) = self.times.get_mut(&id) else {
+            return;
+        };
+        if now <= *heard {
+            return;
+        }
+        if let Some(key) = self.by_silence.remove(&(*heard, id)) {
+            self.by_silence.insert((now, id), key);
+        }
+        *heard = now;
     }
 
-    /// When the oldest was opened.
-    pub(crate) fn oldest(&self) -> Option<Instant> {
-        self.by_age.keys().next().map(|(at, _)| *at)
+    /// The oldest, which gives way first.
+    pub(crate) fn oldest(&self) -> Option<(u64, Key)> {
+        self.by_age
+            .first_key_value()
+            .map(|(&(_, id), &key)| (id, key))
+    }
+
+    /// The one whose peer has been silent longest, and since when.
+    pub(crate) fn most_silent(&self) -> Option<(Instant, u64, Key)> {
+        self.by_silence
+            .first_key_value()
+            .map(|(&(at, id), &key)| (at, id, key))
     }
 }
 
@@ -264,17 +292,27 @@ mod tests {
     }
 
     #[test]
-    fn half_open_connections_leave_oldest_first() {
+    fn half_open_connections_give_way_by_age_and_expire_by_silence() {
         let t0 = Instant::now();
         let mut h = HalfOpen::default();
         let later = t0 + Duration::from_millis(5);
         h.insert(later, 2, key([1, 1, 1, 1], 2, 2));
         h.insert(t0, 1, key([1, 1, 1, 1], 1, 1));
         h.insert(later, 3, key([1, 1, 1, 1], 3, 3));
-        assert_eq!(h.oldest(), Some(t0));
-        h.remove(later, 2);
-        assert_eq!(h.pop_oldest(), Some((1, key([1, 1, 1, 1], 1, 1))));
-        assert_eq!(h.pop_oldest(), Some((3, key([1, 1, 1, 1], 3, 3))));
+        assert_eq!(h.oldest(), Some((1, key([1, 1, 1, 1], 1, 1))));
+        assert_eq!(h.most_silent(), Some((t0, 1, key([1, 1, 1, 1], 1, 1))));
+        // Hearing from the oldest's peer keeps it the oldest, but no longer
+        // the most silent.
+        h.heard(1, t0 + Duration::from_millis(9));
+        assert_eq!(h.oldest(), Some((1, key([1, 1, 1, 1], 1, 1))));
+        assert_eq!(h.most_silent(), Some((later, 2, key([1, 1, 1, 1], 2, 2))));
+        h.remove(2);
+        assert_eq!(h.most_silent(), Some((later, 3, key([1, 1, 1, 1], 3, 3))));
+        h.remove(1);
+        assert_eq!(h.oldest(), Some((3, key([1, 1, 1, 1], 3, 3))));
+        h.remove(3);
+        h.heard(3, later);
         assert_eq!(h.len(), 0);
+        assert_eq!(h.most_silent(), None);
     }
 }

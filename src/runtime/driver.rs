@@ -17,6 +17,7 @@ use super::config::KcpConfig;
 use super::end_of_stream::{self, Signal};
 use super::error::{ConnectionError, KcpError, Timeout};
 use super::input_guard::{BytePool, InputGuard};
+use super::listener::ClosedByRouter;
 use super::observe::{Observer, Role};
 use super::outbox::Outbox;
 use super::rng::Rng;
@@ -79,6 +80,8 @@ pub(crate) struct Driver {
     simulated_drops: u64,
     keep_alives: u64,
     on_exit: Option<Box<dyn FnOnce() + Send>>,
+    /// A listener's connection: why the listener closed it, if it did.
+    closed_by_router: Option<Arc<ClosedByRouter>>,
     /// The receive window our latest datagram advertised.
     advertised_wnd: u16,
     /// Our datagrams went from advertising a closed window to an open one.
@@ -189,6 +192,7 @@ impl Driver {
             simulated_drops: 0,
             keep_alives: 0,
             on_exit,
+            closed_by_router: None,
             advertised_wnd: u16::MAX,
             window_reopened: false,
             reopening: None,
@@ -200,15 +204,18 @@ impl Driver {
         }
     }
 
-    /// A listener's connection: half-open until the peer proves itself, and
-    /// sharing the listener's out-of-order pool.
+    /// A listener's connection: half-open until the peer proves itself,
+    /// sharing the listener's out-of-order pool, and told by `closed` why
+    /// the listener closed it if it does.
     pub(crate) fn join_listener(
         &mut self,
         pool: Arc<BytePool>,
         floor: usize,
         on_established: Box<dyn FnOnce() + Send>,
+        closed: Arc<ClosedByRouter>,
     ) {
         self.guard.join_listener(pool, floor, on_established);
+        self.closed_by_router = Some(closed);
     }
 
     /// The preset's interval; a half-open connection (maybe a forged
@@ -277,10 +284,13 @@ impl Driver {
                 }
                 Event::Datagram(Incoming::Nothing) => {}
                 Event::Datagram(Incoming::SourceGone) => {
-                    break Some(KcpError::Connection {
+                    // The listener closes a half-open connection by dropping
+                    // its route; otherwise its task is gone.
+                    let closed = self.closed_by_router.as_ref().and_then(|c| c.reason());
+                    break Some(closed.unwrap_or(KcpError::Connection {
                         peer: self.peer,
                         reason: ConnectionError::ListenerGone,
-                    });
+                    }));
                 }
                 Event::App => {
                     // Data moved into the engine by pump() goes out now

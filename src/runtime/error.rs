@@ -109,6 +109,11 @@ pub enum Timeout {
     /// [`KcpConfig::dead_peer_timeout`](super::KcpConfig#structfield.dead_peer_timeout)
     /// while sent data waited for its acknowledgement.
     DeadPeer,
+    /// A listener's connection whose peer had not proved itself yet heard
+    /// nothing from it for
+    /// [`ListenerLimits::half_open_timeout`](super::ListenerLimits#structfield.half_open_timeout),
+    /// and the listener closed it (see [`ListenerLimits`](super::ListenerLimits)).
+    HalfOpen,
 }
 
 impl fmt::Display for Timeout {
@@ -118,6 +123,9 @@ impl fmt::Display for Timeout {
             Timeout::Idle => "nothing received (idle timeout)",
             Timeout::DeadPeer => {
                 "sent data went unacknowledged and nothing was received (dead-peer timeout)"
+            }
+            Timeout::HalfOpen => {
+                "nothing received before the connection was established (half-open timeout)"
             }
         })
     }
@@ -149,6 +157,14 @@ pub enum ConnectionError {
     /// The listener that routed this connection's datagrams is gone.
     /// Kind: `ConnectionAborted`.
     ListenerGone,
+    /// The listener closed this connection before its peer proved itself,
+    /// to make room for a newer one: it held
+    /// [`max_half_open`](super::ListenerLimits#structfield.max_half_open)
+    /// half-open connections or
+    /// [`max_connections`](super::ListenerLimits#structfield.max_connections)
+    /// in all (see [`ListenerLimits`](super::ListenerLimits)).
+    /// Kind: `ConnectionAborted`.
+    HalfOpenEvicted,
     /// The listener's task stopped; no more connections will be accepted.
     /// Kind: `NotConnected`.
     ListenerStopped,
@@ -158,9 +174,9 @@ impl ConnectionError {
     /// The [`io::ErrorKind`] of this reason.
     pub fn kind(&self) -> io::ErrorKind {
         match self {
-            ConnectionError::DeadLink { .. } | ConnectionError::ListenerGone => {
-                io::ErrorKind::ConnectionAborted
-            }
+            ConnectionError::DeadLink { .. }
+            | ConnectionError::ListenerGone
+            | ConnectionError::HalfOpenEvicted => io::ErrorKind::ConnectionAborted,
             ConnectionError::PeerClosed => io::ErrorKind::ConnectionReset,
             ConnectionError::EndOfStream => io::ErrorKind::UnexpectedEof,
             ConnectionError::Closed | ConnectionError::ListenerStopped => {
@@ -187,6 +203,9 @@ impl fmt::Display for ConnectionError {
             ConnectionError::ListenerGone => {
                 f.write_str("the KCP listener serving this connection is gone")
             }
+            ConnectionError::HalfOpenEvicted => f.write_str(
+                "closed by the listener before the peer proved itself, to make room for a newer connection (half-open limit)",
+            ),
             ConnectionError::ListenerStopped => f.write_str("the KCP listener task stopped"),
         }
     }
@@ -316,6 +335,15 @@ mod tests {
                 timeout: Timeout::Idle,
                 peer: peer(),
                 after: Duration::from_secs(3),
+            },
+            KcpError::Timeout {
+                timeout: Timeout::HalfOpen,
+                peer: peer(),
+                after: Duration::from_secs(3),
+            },
+            KcpError::Connection {
+                peer: peer(),
+                reason: ConnectionError::HalfOpenEvicted,
             },
         ];
         for e in errors {

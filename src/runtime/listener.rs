@@ -1,8 +1,8 @@
 //! `KcpListener`: many KCP connections over one datagram transport.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, Mutex};
@@ -14,7 +14,7 @@ use super::admission::{Key, Verdict};
 use super::config::KcpConfig;
 use super::cookie::{self, Message, Minter};
 use super::driver::{Driver, Source};
-use super::error::{ConnectionError, KcpError};
+use super::error::{ConnectionError, KcpError, Timeout};
 use super::input_guard::BytePool;
 use super::routed::{Routed, RoutedPool};
 use super::routing::{well_formed, Room, Route, Table};
@@ -35,13 +35,17 @@ use super::udp;
 /// becomes **established** once the peer acknowledges data we sent, or
 /// sends data past its first segment. A half-open connection is handed to
 /// [`KcpListener::accept`] like any other, but it holds nothing out of
-/// order, it is closed if not established within
-/// [`half_open_timeout`](ListenerLimits::half_open_timeout), and at most
+/// order, it is closed once its peer has sent nothing for
+/// [`half_open_timeout`](ListenerLimits::half_open_timeout) (a forged
+/// opening is never followed by more; a real peer whose first answers were
+/// lost keeps retransmitting its opening), and at most
 /// [`max_half_open`](ListenerLimits::max_half_open) exist: when that many
 /// exist, or the table holds `max_connections`, the oldest half-open
 /// connection is closed to make room. An established connection is never
 /// closed for a new one; with `max_connections` established, openings are
-/// refused.
+/// refused. An accepted connection closed this way fails with
+/// [`KcpError::Timeout`] ([`Timeout::HalfOpen`]) or
+/// [`ConnectionError::HalfOpenEvicted`].
 ///
 /// Openings are limited per source IP
 /// ([`openings_per_source`](ListenerLimits::openings_per_source)) and in
@@ -78,8 +82,11 @@ pub struct ListenerLimits {
     /// a second under a flood, long enough for a real client to answer, and
     /// forged openings cost the server little CPU.
     pub max_half_open: usize,
-    /// How long a connection may stay half-open before it is closed.
-    /// Default 3 s.
+    /// How long a half-open connection may go without a datagram from its
+    /// peer before it is closed. Default 3 s: more than the gaps between a
+    /// KCP sender's first retransmissions of its opening (200 ms, then 1.5
+    /// or 2 times longer each time), so a real peer whose first answers are
+    /// lost keeps its connection while it retransmits.
     pub half_open_timeout: Duration,
     /// Connections one source IP may open per second (retransmitted
     /// openings aside). Default 64.
@@ -244,7 +251,7 @@ impl KcpListener {
                 reason: ConnectionError::ListenerStopped,
             })?;
             // Half-open connections closed while waiting are not handed out.
-            if !closed.load(Ordering::Relaxed) {
+            if !closed.is_closed() {
                 debug!(local = %self.local, %peer, conv = stream.conv(), "accepted");
                 return Ok((stream, peer));
             }
@@ -265,9 +272,30 @@ impl KcpListener {
     }
 }
 
-/// A connection for `accept`, with the flag the router sets if it closes it
+/// A connection for `accept`, with what the router sets if it closes it
 /// (half-open) before it is accepted.
-type Accepted = (KcpStream, SocketAddr, Arc<AtomicBool>);
+type Accepted = (KcpStream, SocketAddr, Arc<ClosedByRouter>);
+
+/// Why the router closed a half-open connection, set before it drops the
+/// connection's route: `accept` skips the connection, and its task, which
+/// then sees its datagrams end, reports this rather than
+/// [`ConnectionError::ListenerGone`] (the listener is still there).
+#[derive(Debug, Default)]
+pub(crate) struct ClosedByRouter(OnceLock<KcpError>);
+
+impl ClosedByRouter {
+    fn close(&self, why: KcpError) {
+        let _ = self.0.set(why);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.0.get().is_some()
+    }
+
+    pub(crate) fn reason(&self) -> Option<KcpError> {
+        self.0.get().cloned()
+    }
+}
 
 /// What connection tasks tell the router.
 enum Event {
@@ -279,7 +307,7 @@ enum Event {
 struct Entry {
     tx: mpsc::Sender<Routed>,
     /// Set when the router closes it, so `accept` skips it.
-    closed: Arc<AtomicBool>,
+    closed: Arc<ClosedByRouter>,
 }
 
 struct Router {
@@ -383,12 +411,19 @@ impl Router {
             return;
         }
         let wire_conv = match self.table.route(d, peer) {
-            Route::Known { conv, value } => {
+            Route::Known {
+                conv,
+                value,
+                half_open,
+            } => {
                 let Some(data) = self.routed.copy(d, conv) else {
                     ListenerCounters::bump(&self.counters.dropped_overload);
                     return;
                 };
                 Self::deliver(&value.tx, data, &self.counters);
+                if half_open {
+                    self.table.heard((peer, conv), Instant::now());
+                }
                 return;
             }
             Route::Opening { wire_conv } if accepting => {
@@ -458,8 +493,12 @@ impl Router {
         // established one.
         match self.table.make_room() {
             Room::Free => {}
-            Room::Evicted(_, evicted) => {
-                evicted.closed.store(true, Ordering::Relaxed);
+            Room::Evicted((evicted_peer, evicted_conv), evicted) => {
+                debug!(conv = evicted_conv, peer = %evicted_peer, "half-open connection gave way to a new opening");
+                evicted.closed.close(KcpError::Connection {
+                    peer: evicted_peer,
+                    reason: ConnectionError::HalfOpenEvicted,
+                });
                 ListenerCounters::bump(&self.counters.half_open_evicted);
             }
             Room::Full => {
@@ -491,6 +530,7 @@ impl Router {
         let on_established: Box<dyn FnOnce() + Send> = Box::new(move || {
             let _ = established.send(Event::Established(key, id));
         });
+        let closed = Arc::new(ClosedByRouter::default());
         let mut driver = Driver::new(
             conv,
             self.config.clone(),
@@ -504,10 +544,10 @@ impl Router {
             self.out_of_order.clone(),
             self.limits.out_of_order_floor,
             on_established,
+            closed.clone(),
         );
         let _ = tx.try_send(data);
         tokio::spawn(driver.run());
-        let closed = Arc::new(AtomicBool::new(false));
         let inserted = self.table.insert(
             key,
             wire_conv,
@@ -526,9 +566,13 @@ impl Router {
 
     fn expire_half_open(&mut self) {
         for (key, entry) in self.table.expire(Instant::now()) {
-            trace!(conv = key.1, peer = %key.0, "half-open connection expired");
-            // Its task sees its source gone.
-            entry.closed.store(true, Ordering::Relaxed);
+            debug!(conv = key.1, peer = %key.0, "half-open connection expired");
+            // Its task sees its source gone, and says why.
+            entry.closed.close(KcpError::Timeout {
+                timeout: Timeout::HalfOpen,
+                peer: key.0,
+                after: self.limits.half_open_timeout,
+            });
             ListenerCounters::bump(&self.counters.half_open_expired);
         }
         self.publish_counts();

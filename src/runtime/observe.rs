@@ -192,6 +192,7 @@ pub(crate) fn close_reason(reason: Option<&KcpError>) -> &'static str {
             Timeout::Connect => "connect_timeout",
             Timeout::Idle => "idle_timeout",
             Timeout::DeadPeer => "dead_peer",
+            Timeout::HalfOpen => "half_open_timeout",
             // Future timeouts: `Timeout` is non-exhaustive.
             #[allow(unreachable_patterns)]
             _ => "timeout",
@@ -201,6 +202,7 @@ pub(crate) fn close_reason(reason: Option<&KcpError>) -> &'static str {
             ConnectionError::PeerClosed => "peer_closed",
             ConnectionError::Closed => "closed",
             ConnectionError::ListenerGone | ConnectionError::ListenerStopped => "listener_gone",
+            ConnectionError::HalfOpenEvicted => "half_open_evicted",
             _ => "connection",
         },
         Some(KcpError::Protocol { .. }) => "protocol",

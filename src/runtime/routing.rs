@@ -1,6 +1,7 @@
 //! The listener's routing table without its I/O: which connection a datagram
 //! belongs to, whether an unknown sender may open one, which half-open
-//! connection gives way, and when half-open connections expire.
+//! connection gives way, and when half-open connections expire (once their
+//! peer has been silent for the half-open timeout).
 //!
 //! The listener's task (`listener.rs`) receives, spawns and closes around
 //! it; the `routing` fuzz target drives it with arbitrary datagrams from
@@ -54,8 +55,13 @@ pub fn opens_connection(d: &[u8]) -> bool {
 #[derive(Debug)]
 pub enum Route<'a, T> {
     /// To this connection, under conversation `conv` (the one assigned to a
-    /// peer that still sends 0).
-    Known { conv: u32, value: &'a T },
+    /// peer that still sends 0). If it is `half_open`, tell the table its
+    /// peer was heard ([`Table::heard`]).
+    Known {
+        conv: u32,
+        value: &'a T,
+        half_open: bool,
+    },
     /// Nowhere: no connection, and it cannot open one.
     Unknown,
     /// Nowhere yet: it may open a connection (see [`Table::admit`]).
@@ -77,8 +83,8 @@ pub enum Room<T> {
 #[derive(Debug)]
 struct Slot<T> {
     id: u64,
-    /// When it opened, while it is half-open.
-    half_open_since: Option<Instant>,
+    /// Not established yet (then it is in `Table::half_open`).
+    half_open: bool,
     value: T,
 }
 
@@ -135,7 +141,7 @@ impl<T> Table<T> {
     /// Whether connection `key` exists and is half-open.
     #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
     pub fn is_half_open(&self, key: &Key) -> Option<bool> {
-        self.slots.get(key).map(|s| s.half_open_since.is_some())
+        self.slots.get(key).map(|s| s.half_open)
     }
 
     /// Where the well-formed datagram `d` from `peer` goes.
@@ -149,6 +155,7 @@ impl<T> Table<T> {
             return Route::Known {
                 conv,
                 value: &slot.value,
+                half_open: slot.half_open,
             };
         }
         if opens_connection(d) {
@@ -171,9 +178,10 @@ impl<T> Table<T> {
         if self.slots.len() < self.max_connections && self.half_open.len() < self.max_half_open {
             return Room::Free;
         }
-        let Some((id, key)) = self.half_open.pop_oldest() else {
+        let Some((id, key)) = self.half_open.oldest() else {
             return Room::Full;
         };
+        self.half_open.remove(id);
         match self.remove(key, id) {
             Some(v) => Room::Evicted(key, v),
             None => Room::Free,
@@ -213,14 +221,12 @@ impl<T> Table<T> {
             key,
             Slot {
                 id,
-                half_open_since: Some(now),
+                half_open: true,
                 value,
             },
         ) {
             // Callers look the key up first; never leave a stale age behind.
-            if let Some(opened) = old.half_open_since {
-                self.half_open.remove(opened, old.id);
-            }
+            self.half_open.remove(old.id);
         }
         if wire_conv == 0 {
             self.assigned.insert(key.0, key.1);
@@ -233,9 +239,18 @@ impl<T> Table<T> {
     /// gives way.
     pub fn established(&mut self, key: Key, id: u64) {
         if let Some(slot) = self.slots.get_mut(&key).filter(|s| s.id == id) {
-            if let Some(opened) = slot.half_open_since.take() {
-                self.half_open.remove(opened, id);
-            }
+            slot.half_open = false;
+            self.half_open.remove(id);
+        }
+    }
+
+    /// The peer of half-open connection `key` was heard at `now` (a datagram
+    /// was routed to it): its half-open timeout starts again. A forged
+    /// opening is never followed by more; a real peer whose first answers
+    /// were lost keeps retransmitting its opening until it hears one.
+    pub fn heard(&mut self, key: Key, now: Instant) {
+        if let Some(slot) = self.slots.get(&key).filter(|s| s.half_open) {
+            self.half_open.heard(slot.id, now);
         }
     }
 
@@ -246,8 +261,8 @@ impl<T> Table<T> {
             return None;
         }
         let slot = self.slots.remove(&key)?;
-        if let Some(opened) = slot.half_open_since {
-            self.half_open.remove(opened, id);
+        if slot.half_open {
+            self.half_open.remove(id);
         }
         if self.assigned.get(&key.0) == Some(&key.1) {
             self.assigned.remove(&key.0);
@@ -255,21 +270,23 @@ impl<T> Table<T> {
         Some(slot.value)
     }
 
-    /// When the oldest half-open connection expires.
+    /// When the next half-open connection expires: the one whose peer has
+    /// been silent longest.
     pub fn next_expiry(&self) -> Option<Instant> {
-        self.half_open.oldest().map(|t| t + self.half_open_timeout)
+        self.half_open
+            .most_silent()
+            .map(|(heard, ..)| heard + self.half_open_timeout)
     }
 
-    /// Removes the half-open connections that expired by `now`.
+    /// Removes the half-open connections whose peers were silent for the
+    /// half-open timeout by `now`.
     pub fn expire(&mut self, now: Instant) -> Vec<(Key, T)> {
         let mut gone = Vec::new();
-        while let Some(opened) = self.half_open.oldest() {
-            if opened + self.half_open_timeout > now {
+        while let Some((heard, id, key)) = self.half_open.most_silent() {
+            if heard + self.half_open_timeout > now {
                 break;
             }
-            let Some((id, key)) = self.half_open.pop_oldest() else {
-                break;
-            };
+            self.half_open.remove(id);
             if let Some(v) = self.remove(key, id) {
                 gone.push((key, v));
             }
@@ -366,5 +383,44 @@ pub(crate) mod tests {
         assert_eq!(gone.len(), 1);
         assert_eq!(t.assigned_len(), 0);
         assert!(t.remove((peer, conv), id).is_none());
+    }
+
+    #[test]
+    fn a_half_open_connection_expires_once_its_peer_is_silent() {
+        let t0 = Instant::now();
+        let timeout = ListenerLimits::default().half_open_timeout;
+        let ms = Duration::from_millis;
+        let mut t: Table<()> = Table::new(&ListenerLimits::default(), t0);
+        let peer = SocketAddr::from(([10, 0, 0, 1], 9));
+        let opening = segment(5, Command::Push as u8, 0, b"hi");
+        t.insert((peer, 5), 5, (), t0);
+        // A KCP sender whose first answers are lost retransmits its opening
+        // with a growing timeout; each copy restarts the half-open clock.
+        let mut at = t0;
+        for gap in [200, 300, 450, 675, 1012, 1518, 2277] {
+            at += ms(gap);
+            assert!(t.expire(at).is_empty(), "expired at {:?}", at - t0);
+            let Route::Known {
+                half_open: true, ..
+            } = t.route(&opening, peer)
+            else {
+                panic!("routed to the half-open connection");
+            };
+            t.heard((peer, 5), at);
+            assert_eq!(t.next_expiry(), Some(at + timeout));
+        }
+        assert!(at - t0 > 2 * timeout);
+        // Silent from then on: it expires a timeout after it was last heard.
+        assert!(t.expire(at + timeout - ms(1)).is_empty());
+        assert_eq!(t.expire(at + timeout).len(), 1);
+        assert!(t.is_empty());
+
+        // Established, it no longer expires, and hearing from it changes
+        // nothing.
+        let id = t.insert((peer, 6), 6, (), at);
+        t.established((peer, 6), id);
+        t.heard((peer, 6), at + timeout);
+        assert_eq!(t.next_expiry(), None);
+        assert!(t.expire(at + 10 * timeout).is_empty());
     }
 }
