@@ -57,9 +57,13 @@ pub struct KcpConfig {
     /// nothing at all for this long is declared gone: reads and writes fail
     /// with [`KcpError::Timeout`] ([`Timeout::DeadPeer`](super::Timeout::DeadPeer),
     /// kind `TimedOut`). Default 5 s: a live peer acknowledges every
-    /// retransmission it receives, so 5 s of silence while we retransmit
-    /// (at least four attempts with the reference's back-off) means the peer
-    /// or the path is gone. [`dead_link`](KcpConfig#structfield.dead_link)
+    /// retransmission it receives and answers window probes, which the
+    /// connection sends from a fifth of this time into the silence, every
+    /// tenth of it (retransmissions back off, so on a lossy path the few
+    /// that fit would be too few to judge by); 5 s without an answer to
+    /// either means the peer or the path is gone. Before the peer was ever
+    /// heard, `connect_timeout` applies instead, with probes at the same
+    /// fractions of it. [`dead_link`](KcpConfig#structfield.dead_link)
     /// also ends such a connection, but with exponential back-off its 20
     /// transmissions take minutes. `None`: only `dead_link` and the idle
     /// timeout apply. Idle connections are governed by `keep_alive` and

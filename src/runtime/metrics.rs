@@ -21,7 +21,7 @@
 //! | `kcp_segments_out_total`, `kcp_segments_in_total` | counter | data segments |
 //! | `kcp_retransmissions_total`, `kcp_fast_retransmissions_total`, `kcp_lost_segments_total` | counter | retransmissions (all / fast / by timeout) |
 //! | `kcp_duplicate_segments_total`, `kcp_rejected_datagrams_total` | counter | input the engine discarded |
-//! | `kcp_keep_alives_sent_total` | counter | keep-alive probes |
+//! | `kcp_keep_alives_sent_total` | counter | window probes to a silent peer (keep-alives, and while data waits) |
 //! | `kcp_oversized_datagrams_total`, `kcp_oversized_segments_total`, `kcp_out_of_order_dropped_total` | counter | input the memory bounds dropped |
 //! | `kcp_simulated_drops_total` | counter | [`KcpConfig::simulated_loss`](super::KcpConfig#structfield.simulated_loss) drops |
 //! | `kcp_listener_*_total` | counter | each `u64` counter of `ListenerStats`, same names |

@@ -37,7 +37,9 @@ pub struct ConnectionStats {
     pub rejected_datagrams: u64,
     /// Outgoing datagrams dropped by [`KcpConfig::simulated_loss`](super::KcpConfig#structfield.simulated_loss).
     pub simulated_drops: u64,
-    /// Keep-alive probes sent.
+    /// Window probes sent to hear from a silent peer: keep-alives, and
+    /// questions while our data waits for its acknowledgement (see
+    /// [`KcpConfig::dead_peer_timeout`](super::KcpConfig#structfield.dead_peer_timeout)).
     pub keep_alives_sent: u64,
     /// Datagrams dropped for being longer than the MTU.
     pub oversized_datagrams: u64,

@@ -8,10 +8,19 @@ use super::*;
 const LINGER_MAX: Duration = Duration::from_secs(30);
 
 impl Driver {
+    /// When the next probe is due: a keep-alive, or a question while our
+    /// data waits for its acknowledgement.
+    pub(super) fn next_probe(&self) -> Option<Instant> {
+        [self.next_keep_alive(), self.next_unacked_probe()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
     /// When the next keep-alive probe is due: `keep_alive` after the peer
     /// was last heard, and a third of that after a probe it left unanswered
     /// (so that one lost probe does not let the idle timeout fire).
-    pub(super) fn next_probe(&self) -> Option<Instant> {
+    fn next_keep_alive(&self) -> Option<Instant> {
         let every = self.config.keep_alive?;
         if self.first_send.is_none() && self.last_heard.is_none() {
             return None;
@@ -25,12 +34,34 @@ impl Driver {
         }
     }
 
+    /// While our data waits for its acknowledgement and the peer is silent:
+    /// a question a fifth of the dead-peer time into the silence (of the
+    /// connect timeout, before the peer was ever heard), repeated every
+    /// tenth of it while unanswered. Our retransmissions back off (each
+    /// waits 1.5 or 2 times as long as the one before), so on a lossy path
+    /// the few that fit in that time can all go unanswered although the
+    /// peer is alive; every KCP peer answers the question at once, and its
+    /// answer also acknowledges what it received.
+    fn next_unacked_probe(&self) -> Option<Instant> {
+        let (since, limit) = match (self.dead_peer_clock(), self.last_heard) {
+            (Some(since), _) => (since, self.config.dead_peer_timeout?),
+            (None, None) => (self.first_send?, self.config.connect_timeout),
+            (None, Some(_)) => return None,
+        };
+        let floor = Duration::from_millis(u64::from(self.config.interval));
+        if self.last_probe > since {
+            Some(self.last_probe + (limit / 10).max(floor))
+        } else {
+            Some(since + (limit / 5).max(floor))
+        }
+    }
+
     /// A window question: every KCP implementation answers it with its
     /// window, which proves the peer is alive without touching the stream.
     pub(super) fn send_probe(&mut self) {
         self.send_window_segment(Command::WindowAsk);
         self.keep_alives += 1;
-        trace!(conv = self.kcp.conv(), "keep-alive probe");
+        trace!(conv = self.kcp.conv(), "probe");
     }
 
     /// Whether the connection is over: `Some(Some(err))` failed,
