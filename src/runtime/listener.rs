@@ -493,7 +493,7 @@ impl Router {
         accepting: bool,
         events: &mpsc::UnboundedSender<Event>,
     ) {
-        let stride = if m.stride == 0 { m.len } else { m.stride };
+        let stride = m.datagram_size();
         if m.len <= stride || self.cookies.is_some() {
             // One datagram, or cookies to strip: datagram by datagram.
             for d in m.datagrams(buf) {

@@ -37,12 +37,17 @@ impl Default for Received {
 impl Received {
     /// The datagrams in `buf` (the buffer this describes).
     pub fn datagrams<'a>(&self, buf: &'a [u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
-        let stride = if self.stride == 0 {
+        buf[..self.len.min(buf.len())].chunks(self.datagram_size().max(1))
+    }
+
+    /// Size of each datagram but the last (the whole length when `stride`
+    /// was left 0).
+    pub(crate) fn datagram_size(&self) -> usize {
+        if self.stride == 0 {
             self.len
         } else {
             self.stride
-        };
-        buf[..self.len.min(buf.len())].chunks(stride.max(1))
+        }
     }
 }
 
