@@ -48,6 +48,7 @@ async fn lossy(loss: f64, jitter_ms: u64, duplicate: f64, seed: u64, len: usize)
         jitter: Duration::from_millis(jitter_ms),
         duplicate,
         seed,
+        ..Default::default()
     });
     let config = KcpConfig::new().fast_mode().window_size(128, 128);
     let st = timeout(

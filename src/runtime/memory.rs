@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::ReadBuf;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::rng::Rng;
 use super::transport::Transport;
@@ -26,6 +27,10 @@ pub struct LinkConditions {
     pub jitter: Duration,
     /// Fraction of datagrams delivered twice.
     pub duplicate: f64,
+    /// Bytes per second each endpoint can send, or `None` (the default)
+    /// for no limit. Datagrams beyond it wait their turn in an unbounded
+    /// queue, as in a router's buffer, before the delay starts.
+    pub bandwidth: Option<u64>,
     /// Seed of every random choice, so a failing run can be replayed.
     pub seed: u64,
 }
@@ -37,6 +42,7 @@ impl Default for LinkConditions {
             delay: Duration::ZERO,
             jitter: Duration::ZERO,
             duplicate: 0.0,
+            bandwidth: None,
             seed: 1,
         }
     }
@@ -47,6 +53,10 @@ struct NetInner {
     conditions: LinkConditions,
     rng: Rng,
     endpoints: HashMap<SocketAddr, mpsc::UnboundedSender<(Bytes, SocketAddr)>>,
+    /// When each sender's link finishes sending what it queued so far.
+    link_free_at: HashMap<SocketAddr, Instant>,
+    /// In-order delivery from one endpoint to another, when not immediate.
+    links: HashMap<(SocketAddr, SocketAddr), mpsc::UnboundedSender<(Instant, Bytes)>>,
     next_port: u16,
     delivered: u64,
     dropped: u64,
@@ -95,6 +105,8 @@ impl MemoryNetwork {
                 conditions,
                 rng,
                 endpoints: HashMap::new(),
+                link_free_at: HashMap::new(),
+                links: HashMap::new(),
                 next_port: 1,
                 delivered: 0,
                 dropped: 0,
@@ -137,6 +149,24 @@ impl MemoryNetwork {
     }
 }
 
+/// A task delivering datagrams from `from` to `to`, each at its time, in
+/// the order sent.
+fn fifo_link(
+    to: mpsc::UnboundedSender<(Bytes, SocketAddr)>,
+    from: SocketAddr,
+) -> mpsc::UnboundedSender<(Instant, Bytes)> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Bytes)>();
+    tokio::spawn(async move {
+        while let Some((at, data)) = rx.recv().await {
+            tokio::time::sleep_until(at).await;
+            if to.send((data, from)).is_err() {
+                return;
+            }
+        }
+    });
+    tx
+}
+
 /// One endpoint of a [`MemoryNetwork`].
 #[derive(Debug)]
 pub struct MemoryTransport {
@@ -147,7 +177,11 @@ pub struct MemoryTransport {
 
 impl Drop for MemoryTransport {
     fn drop(&mut self) {
-        self.net.inner.lock().unwrap().endpoints.remove(&self.addr);
+        let mut n = self.net.inner.lock().unwrap();
+        n.endpoints.remove(&self.addr);
+        n.link_free_at.remove(&self.addr);
+        let addr = self.addr;
+        n.links.retain(|&(from, to), _| from != addr && to != addr);
     }
 }
 
@@ -170,6 +204,21 @@ impl Transport for MemoryTransport {
         }
         let copies = if n.rng.chance(c.duplicate) { 2 } else { 1 };
         n.duplicated += copies - 1;
+        let queued = match c.bandwidth {
+            Some(rate) if rate > 0 => {
+                let now = Instant::now();
+                let free = n
+                    .link_free_at
+                    .get(&self.addr)
+                    .copied()
+                    .unwrap_or(now)
+                    .max(now);
+                let sent = free + Duration::from_secs_f64(buf.len() as f64 / rate as f64);
+                n.link_free_at.insert(self.addr, sent);
+                sent - now
+            }
+            _ => Duration::ZERO,
+        };
         let data = Bytes::copy_from_slice(buf);
         for _ in 0..copies {
             let jitter = if c.jitter.is_zero() {
@@ -177,11 +226,19 @@ impl Transport for MemoryTransport {
             } else {
                 Duration::from_micros(n.rng.below(c.jitter.as_micros() as u64 + 1))
             };
-            let delay = c.delay + jitter;
+            let delay = queued + c.delay + jitter;
             n.delivered += 1;
             let (tx, data, from) = (tx.clone(), data.clone(), self.addr);
             if delay.is_zero() {
                 let _ = tx.send((data, from));
+            } else if c.jitter.is_zero() {
+                // Timers due in the same tick fire in any order; a link
+                // without jitter keeps its datagrams in order.
+                let link = n
+                    .links
+                    .entry((from, target))
+                    .or_insert_with(|| fifo_link(tx, from));
+                let _ = link.send((Instant::now() + delay, data));
             } else {
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;

@@ -83,6 +83,7 @@ mod cookie;
 mod driver;
 mod end_of_stream;
 mod error;
+mod inflight;
 mod input_guard;
 mod listener;
 mod memory;

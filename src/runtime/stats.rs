@@ -60,6 +60,17 @@ pub struct ConnectionStats {
     pub send_queue_segments: usize,
     /// Segments in flight, not yet acknowledged.
     pub in_flight_segments: usize,
+    /// Segments the engine may hold now, queued or in flight: what the
+    /// window allows or, with [`KcpConfig::adaptive_inflight`](super::KcpConfig#structfield.adaptive_inflight),
+    /// what the path measurements allow if that is less.
+    pub inflight_limit_segments: usize,
+    /// The lowest round-trip time measured (microsecond precision, unlike
+    /// `srtt`), from the first send after a pause; `None` before the first
+    /// measurement or with `adaptive_inflight` off.
+    pub min_rtt: Option<Duration>,
+    /// The fastest recent delivery rate of our data, in bytes per second
+    /// (acknowledged segments times the MSS); `None` as for `min_rtt`.
+    pub delivery_rate: Option<u64>,
     /// Bytes written by the application, not yet handed to the engine.
     pub send_buffer_bytes: usize,
     /// Bytes received, not yet read by the application.

@@ -16,6 +16,7 @@ use super::chunks::Chunks;
 use super::config::KcpConfig;
 use super::end_of_stream::{self, Signal};
 use super::error::{ConnectionError, KcpError, Timeout};
+use super::inflight::InflightLimit;
 use super::input_guard::{BytePool, InputGuard};
 use super::listener::ClosedByRouter;
 use super::observe::{Observer, Role};
@@ -96,6 +97,8 @@ pub(crate) struct Driver {
     reopening: Option<Reopening>,
     /// Screens datagrams before the engine sees them (memory bounds).
     guard: InputGuard,
+    /// How much written data the engine may hold, from path measurements.
+    inflight: InflightLimit,
     /// Log events (and metrics) from the stats after each event.
     observer: Observer,
     /// Wakes nothing: polls the transport without registering interest.
@@ -137,6 +140,7 @@ impl Driver {
         let recv_buf = Chunks::for_queue(RECV_CHUNK, config.recv_buffer);
         Driver {
             guard: InputGuard::new(config.mtu, config.max_out_of_order_bytes),
+            inflight: InflightLimit::new(config.adaptive_inflight),
             kcp,
             // Each end draws its own losses. With one seed for both, the
             // listener's first answers were lost exactly where its client's
@@ -249,14 +253,12 @@ impl Driver {
                     }
                     drop(routed);
                     self.drain_ready();
-                    self.heard_now();
-                    self.update(true);
+                    self.after_batch();
                 }
                 Event::Datagram(Incoming::Own(n)) => {
                     self.on_own_batch(n);
                     self.drain_ready();
-                    self.heard_now();
-                    self.update(true);
+                    self.after_batch();
                 }
                 Event::Datagram(Incoming::Nothing) => {}
                 Event::Datagram(Incoming::SourceGone) => {
@@ -327,15 +329,21 @@ impl Driver {
             transport,
             peer,
             noop_waker,
+            inflight,
             ..
         } = self;
         let mut cx = std::task::Context::from_waker(noop_waker);
+        let sent_at = Instant::now();
+        let una = kcp.snd_una();
         let mut out = |d: &[u8]| {
             // Every segment of one flush carries the same window.
             if let Some(w) = d.get(6..8) {
                 let wnd = u16::from_le_bytes([w[0], w[1]]);
                 *reopened |= *advertised == 0 && wnd > 0;
                 *advertised = wnd;
+            }
+            for sn in data_segments(d) {
+                inflight.on_data_sent(sn, una, sent_at);
             }
             outbox.push(d);
             if early {
@@ -347,6 +355,7 @@ impl Driver {
         if flush {
             kcp.flush(&mut out);
         }
+        inflight.on_flushed(sent_at);
     }
 
     fn on_timer(&mut self) {
@@ -368,12 +377,17 @@ impl Driver {
         }
     }
 
-    /// Marks the peer heard now if a datagram of the batch just fed was
-    /// accepted.
-    fn heard_now(&mut self) {
+    /// After a batch of datagrams: marks the peer heard if one was
+    /// accepted, times what they acknowledged, hands the engine what the
+    /// acknowledgements made room for, and flushes it with the replies.
+    fn after_batch(&mut self) {
+        let now = Instant::now();
         if std::mem::take(&mut self.heard) {
-            self.last_heard = Some(Instant::now());
+            self.last_heard = Some(now);
         }
+        self.inflight.on_acked(self.kcp.snd_una(), now);
+        self.pump();
+        self.update(true);
     }
 
     /// The first `n` receive buffers, filled by the client's own transport.
@@ -419,7 +433,7 @@ impl Driver {
             return;
         };
         match self.kcp.input(d) {
-            // The clock is read once per batch (`heard_now`).
+            // The clock is read once per batch (`after_batch`).
             Ok(()) => self.heard = true,
             Err(e) => {
                 self.rejected += 1;
@@ -492,6 +506,20 @@ async fn send_run(t: &dyn Transport, peer: SocketAddr, run: &[u8], segment: usiz
         // Like lost datagrams: the protocol retransmits.
         trace!(error = %e, "send failed");
     }
+}
+
+/// Sequence numbers of the data segments in an outgoing datagram.
+fn data_segments(d: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        while let Some(h) = d.get(at..).and_then(SegmentHeader::decode) {
+            at += HEADER_LEN + h.len as usize;
+            if h.cmd == Command::Push as u8 {
+                return Some(h.sn);
+            }
+        }
+        None
+    })
 }
 
 struct NoopWake;

@@ -14,7 +14,11 @@ impl Driver {
         // far fewer), while the rest waits in the application queue instead
         // of in segment buffers (at two windows, 1.4 MB more memory to fault
         // in at a 1,024 window, and colder copies).
-        let engine_limit = (snd_wnd as usize * 5 / 4).max(8);
+        let window_limit = (snd_wnd as usize * 5 / 4).max(8);
+        if self.kcp.wait_snd() == 0 && st.send_queue.is_empty() {
+            self.inflight.on_idle(Instant::now());
+        }
+        let engine_limit = self.inflight.limit(window_limit);
         let mut fed = false;
         while self.kcp.wait_snd() < engine_limit {
             // tokio_kcp servers drop further segments sent before they
@@ -113,6 +117,12 @@ impl Driver {
         st.stats.oversized_datagrams = self.guard.counters.oversized_datagrams;
         st.stats.oversized_segments = self.guard.counters.oversized_segments;
         st.stats.out_of_order_dropped = self.guard.counters.out_of_order_dropped;
+        st.stats.inflight_limit_segments = engine_limit;
+        st.stats.min_rtt = self.inflight.min_rtt();
+        st.stats.delivery_rate = self
+            .inflight
+            .delivery_rate()
+            .map(|segments_per_sec| (segments_per_sec * self.kcp.mss() as f64) as u64);
         st.stats.send_buffer_bytes = st.send_queued;
         st.stats.recv_buffer_bytes = st.recv_queued;
         let send_full = st.send_queued >= self.shared.send_limit;
