@@ -3,19 +3,18 @@
 //! every byte written before has been delivered. Over the in-memory network
 //! with tokio's paused clock (virtual time; lossy links are seeded).
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use kcp::runtime::{
     ConnectionError, KcpConfig, KcpError, KcpListener, KcpStream, LinkConditions, MemoryNetwork,
-    Timeout, Transport,
+    Timeout,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
 mod support;
+use support::hooked::{Hooked, Verdict};
 use support::payload;
 
 /// The end-of-stream signal's command byte (README, "End of stream").
@@ -213,45 +212,18 @@ async fn close_fails_when_the_peer_vanishes_before_acknowledging() {
     );
 }
 
-/// Records every datagram a transport sends.
-#[derive(Debug)]
-struct Recorder {
-    inner: Arc<dyn Transport>,
-    sent: Arc<Mutex<Vec<Vec<u8>>>>,
-}
-
-impl Transport for Recorder {
-    fn poll_send_to(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-        target: SocketAddr,
-    ) -> Poll<std::io::Result<usize>> {
-        self.sent.lock().unwrap().push(buf.to_vec());
-        self.inner.poll_send_to(cx, buf, target)
-    }
-
-    fn poll_recv_from(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<SocketAddr>> {
-        self.inner.poll_recv_from(cx, buf)
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn the_signal_is_one_bare_header_alone_after_the_data() {
     let net = lossy(0.0, 13);
     let listener = KcpListener::with_transport(net.bind(None), config()).unwrap();
+    // Records every datagram the client sends.
     let sent = Arc::new(Mutex::new(Vec::new()));
-    let transport = Arc::new(Recorder {
-        inner: net.bind(None),
-        sent: sent.clone(),
+    let transport = Hooked::new(net.bind(None), {
+        let sent = sent.clone();
+        move |d, _| {
+            sent.lock().unwrap().push(d.to_vec());
+            Verdict::Pass
+        }
     });
     let mut client =
         KcpStream::connect_with_transport(transport, listener.local_addr(), 0x0102_0304, config())

@@ -5,18 +5,19 @@
 //! Over the in-memory network with tokio's paused clock: durations are
 //! virtual and exact, so each scenario plays out the same way every run.
 
+mod support;
+
 use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use kcp::runtime::{
     ConnectionError, KcpConfig, KcpError, KcpListener, KcpStream, LinkConditions, ListenerLimits,
-    MemoryNetwork, Timeout, Transport,
+    MemoryNetwork, Timeout,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
+use support::hooked::{Hooked, Verdict};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::{timeout, Instant};
 
 fn link() -> LinkConditions {
@@ -26,48 +27,22 @@ fn link() -> LinkConditions {
     }
 }
 
-/// The listener's side of the link: everything it sends before `until` is
-/// lost (its answers to an opening, as on a lossy path), the rest passes.
-#[derive(Debug)]
-struct Muted {
-    inner: Arc<dyn Transport>,
-    until: Instant,
-    lost: AtomicU64,
-}
-
-impl Transport for Muted {
-    fn poll_send_to(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-        target: SocketAddr,
-    ) -> Poll<io::Result<usize>> {
-        if Instant::now() < self.until {
-            self.lost.fetch_add(1, Ordering::Relaxed);
-            return Poll::Ready(Ok(buf.len()));
+/// The listener's side of the link: everything it sends for the first
+/// `for_` is lost (its answers to an opening, as on a lossy path), the rest
+/// passes. Also returns the count of datagrams lost.
+fn muted(net: &MemoryNetwork, for_: Duration) -> (Arc<Hooked>, Arc<AtomicU64>) {
+    let until = Instant::now() + for_;
+    let lost = Arc::new(AtomicU64::new(0));
+    let counted = lost.clone();
+    let transport = Hooked::new(net.bind(None), move |_, _| {
+        if Instant::now() < until {
+            counted.fetch_add(1, Ordering::Relaxed);
+            Verdict::Lose
+        } else {
+            Verdict::Pass
         }
-        self.inner.poll_send_to(cx, buf, target)
-    }
-
-    fn poll_recv_from(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<SocketAddr>> {
-        self.inner.poll_recv_from(cx, buf)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-}
-
-fn muted(net: &MemoryNetwork, for_: Duration) -> Arc<Muted> {
-    Arc::new(Muted {
-        inner: net.bind(None),
-        until: Instant::now() + for_,
-        lost: AtomicU64::new(0),
-    })
+    });
+    (transport, lost)
 }
 
 /// The issue: a bulk transfer over a link losing 30% each way sometimes
@@ -84,8 +59,8 @@ fn muted(net: &MemoryNetwork, for_: Duration) -> Arc<Muted> {
 #[tokio::test(start_paused = true)]
 async fn a_peer_whose_first_answers_are_lost_keeps_the_connection_it_opened() {
     let net = MemoryNetwork::new(link());
-    let server = muted(&net, Duration::from_secs(4));
-    let listener = KcpListener::with_transport(server.clone(), KcpConfig::fast()).unwrap();
+    let (server, lost) = muted(&net, Duration::from_secs(4));
+    let listener = KcpListener::with_transport(server, KcpConfig::fast()).unwrap();
     let limit = ListenerLimits::default().half_open_timeout;
     assert_eq!(limit, Duration::from_secs(3), "the documented default");
     let config = KcpConfig::fast().stream_mode(true);
@@ -109,7 +84,7 @@ async fn a_peer_whose_first_answers_are_lost_keeps_the_connection_it_opened() {
         took > limit,
         "the answers were lost for longer than {limit:?}"
     );
-    let lost = server.lost.load(Ordering::Relaxed);
+    let lost = lost.load(Ordering::Relaxed);
     assert!(lost >= 6, "{lost} answers lost");
     let st = listener.stats();
     assert_eq!(st.half_open_expired, 0, "{st:?}");
@@ -126,7 +101,7 @@ async fn a_peer_whose_first_answers_are_lost_keeps_the_connection_it_opened() {
 #[tokio::test(start_paused = true)]
 async fn a_half_open_connection_whose_peer_falls_silent_fails_with_the_half_open_timeout() {
     let net = MemoryNetwork::new(link());
-    let server = muted(&net, Duration::from_secs(3600));
+    let (server, _) = muted(&net, Duration::from_secs(3600));
     let listener = KcpListener::with_transport(server, KcpConfig::fast()).unwrap();
     let mut client = KcpStream::connect_with_transport(
         net.bind(None),
@@ -175,7 +150,7 @@ async fn a_half_open_connection_whose_peer_falls_silent_fails_with_the_half_open
 #[tokio::test(start_paused = true)]
 async fn a_half_open_connection_that_gives_way_says_so() {
     let net = MemoryNetwork::new(link());
-    let server = muted(&net, Duration::from_secs(3600));
+    let (server, _) = muted(&net, Duration::from_secs(3600));
     let limits = ListenerLimits {
         max_half_open: 1,
         ..ListenerLimits::default()

@@ -8,17 +8,18 @@
 //! (durations are virtual and exact); one runs a server in a second process
 //! over real UDP on 127.0.0.1 and kills it mid-stream.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use kcp::runtime::{
-    KcpConfig, KcpError, KcpListener, KcpStream, LinkConditions, MemoryNetwork, Timeout, Transport,
+    KcpConfig, KcpError, KcpListener, KcpStream, LinkConditions, MemoryNetwork, Timeout,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
+use support::hooked::{Hooked, Verdict};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 fn link() -> LinkConditions {
@@ -86,39 +87,6 @@ async fn a_peer_silent_while_data_is_unacknowledged_fails_reads_and_writes_in_th
     assert_eq!(timeout_of(&err), Some(Timeout::DeadPeer), "{err}");
 }
 
-/// One side of the link, losing everything it sends until `until`.
-#[derive(Debug)]
-struct MutedUntil {
-    inner: Arc<dyn Transport>,
-    until: Mutex<Instant>,
-}
-
-impl Transport for MutedUntil {
-    fn poll_send_to(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-        target: SocketAddr,
-    ) -> Poll<std::io::Result<usize>> {
-        if Instant::now() < *self.until.lock().unwrap() {
-            return Poll::Ready(Ok(buf.len()));
-        }
-        self.inner.poll_send_to(cx, buf, target)
-    }
-
-    fn poll_recv_from(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<SocketAddr>> {
-        self.inner.poll_recv_from(cx, buf)
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-}
-
 /// The observability test's 256 KiB transfer over a link losing 30% each
 /// way failed about once in 25 runs with the dead-peer timeout: with one
 /// segment in flight, ten or so tries in a row (a retransmission lost, or
@@ -131,9 +99,17 @@ impl Transport for MutedUntil {
 #[tokio::test(start_paused = true)]
 async fn a_peer_whose_answers_are_lost_for_a_while_is_not_declared_dead() {
     let net = MemoryNetwork::new(link());
-    let server = Arc::new(MutedUntil {
-        inner: net.bind(None),
-        until: Mutex::new(Instant::now()),
+    // The server's side of the link loses everything it sends until then.
+    let muted_until = Arc::new(Mutex::new(Instant::now()));
+    let server = Hooked::new(net.bind(None), {
+        let until = muted_until.clone();
+        move |_, _| {
+            if Instant::now() < *until.lock().unwrap() {
+                Verdict::Lose
+            } else {
+                Verdict::Pass
+            }
+        }
     });
     let config = KcpConfig::new().fast_mode().stream_mode(true);
     let limit = config.dead_peer_timeout.unwrap();
@@ -149,7 +125,7 @@ async fn a_peer_whose_answers_are_lost_for_a_while_is_not_declared_dead() {
     client.read_exact(&mut buf).await.unwrap();
 
     let t0 = Instant::now();
-    *server.until.lock().unwrap() = t0 + Duration::from_millis(3600);
+    *muted_until.lock().unwrap() = t0 + Duration::from_millis(3600);
     client.write_all(&[7u8; 4000]).await.unwrap();
     let flushed = tokio::time::timeout(Duration::from_secs(30), client.flush())
         .await

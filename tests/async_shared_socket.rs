@@ -8,28 +8,36 @@
 
 mod support;
 
-use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 use std::time::Duration;
 
-use kcp::runtime::{KcpConfig, KcpListener, KcpStream, Transport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
+use kcp::runtime::{KcpConfig, KcpListener, KcpStream};
+use support::hooked::{Hooked, Verdict};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
-/// A UDP socket whose sends can be held as if its send buffer were full,
-/// remembering only the waker of the latest waiting send (as tokio's does).
-#[derive(Debug)]
+/// A send buffer that can be "full" on demand, remembering only the waker
+/// of the latest waiting send (as tokio's socket does).
+#[derive(Debug, Default)]
 struct OneSendWaker {
-    io: UdpSocket,
     full: AtomicBool,
     waiting: Mutex<Option<Waker>>,
     refused: AtomicUsize,
 }
 
 impl OneSendWaker {
+    /// Holds the send while full.
+    fn verdict(&self, cx: &mut Context<'_>) -> Verdict {
+        if !self.full.load(Ordering::SeqCst) {
+            return Verdict::Pass;
+        }
+        *self.waiting.lock().unwrap() = Some(cx.waker().clone());
+        self.refused.fetch_add(1, Ordering::SeqCst);
+        Verdict::Wait
+    }
+
     /// Makes room and wakes the one waker remembered.
     fn make_room(&self) {
         self.full.store(false, Ordering::SeqCst);
@@ -39,45 +47,17 @@ impl OneSendWaker {
     }
 }
 
-impl Transport for OneSendWaker {
-    fn poll_send_to(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-        target: SocketAddr,
-    ) -> Poll<io::Result<usize>> {
-        if self.full.load(Ordering::SeqCst) {
-            *self.waiting.lock().unwrap() = Some(cx.waker().clone());
-            self.refused.fetch_add(1, Ordering::SeqCst);
-            return Poll::Pending;
-        }
-        self.io.poll_send_to(cx, buf, target)
-    }
-
-    fn poll_recv_from(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<SocketAddr>> {
-        self.io.poll_recv_from(cx, buf)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.local_addr()
-    }
-}
-
 #[tokio::test]
 async fn every_connection_waiting_on_a_full_shared_socket_sends_again() {
     support::init_tracing();
-    let socket = Arc::new(OneSendWaker {
-        io: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
-        full: AtomicBool::new(false),
-        waiting: Mutex::new(None),
-        refused: AtomicUsize::new(0),
+    let socket = Arc::new(OneSendWaker::default());
+    let udp = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let held = Hooked::new(udp, {
+        let socket = socket.clone();
+        move |_, cx| socket.verdict(cx)
     });
     let config = KcpConfig::fast().stream_mode(true);
-    let listener = KcpListener::with_transport(socket.clone(), config.clone()).unwrap();
+    let listener = KcpListener::with_transport(held, config.clone()).unwrap();
     let addr = listener.local_addr();
 
     // Two clients, each echoed by its own server connection.

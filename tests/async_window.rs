@@ -6,53 +6,29 @@
 
 mod support;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use kcp::runtime::{KcpConfig, KcpListener, KcpStream, LinkConditions, MemoryNetwork, Transport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadBuf};
+use kcp::engine::{Command, SegmentHeader, HEADER_LEN};
+use kcp::runtime::{KcpConfig, KcpListener, KcpStream, LinkConditions, MemoryNetwork};
+use support::hooked::{Hooked, Verdict};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-const WINDOW_ASK: u8 = 83;
-
-/// Counts the window probes (WASK) a sender transmits.
-#[derive(Debug)]
-struct ProbeCounter {
-    inner: Arc<dyn Transport>,
+/// Counts the window probes (WASK) in the datagrams a sender transmits.
+fn count_probes(
     probes: Arc<AtomicUsize>,
-}
-
-impl Transport for ProbeCounter {
-    fn poll_send_to(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-        target: SocketAddr,
-    ) -> Poll<std::io::Result<usize>> {
+) -> impl Fn(&[u8], &mut std::task::Context<'_>) -> Verdict {
+    move |d, _| {
         let mut at = 0;
-        while at + 24 <= buf.len() {
-            if buf[at + 4] == WINDOW_ASK {
-                self.probes.fetch_add(1, Ordering::Relaxed);
+        while let Some(h) = d.get(at..).and_then(SegmentHeader::decode) {
+            if h.cmd == Command::WindowAsk as u8 {
+                probes.fetch_add(1, Ordering::Relaxed);
             }
-            let len = u32::from_le_bytes([buf[at + 20], buf[at + 21], buf[at + 22], buf[at + 23]]);
-            at += 24 + len as usize;
+            at += HEADER_LEN + h.len as usize;
         }
-        self.inner.poll_send_to(cx, buf, target)
-    }
-
-    fn poll_recv_from(
-        &self,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<SocketAddr>> {
-        self.inner.poll_recv_from(cx, buf)
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.inner.local_addr()
+        Verdict::Pass
     }
 }
 
@@ -82,10 +58,7 @@ async fn slow_reader(
         .stream_mode(true);
     let listener = KcpListener::with_transport(net.bind(None), config.clone()).unwrap();
     let probes = Arc::new(AtomicUsize::new(0));
-    let client_transport = Arc::new(ProbeCounter {
-        inner: net.bind(None),
-        probes: probes.clone(),
-    });
+    let client_transport = Hooked::new(net.bind(None), count_probes(probes.clone()));
     let client =
         KcpStream::connect_with_transport(client_transport, listener.local_addr(), 7, config)
             .unwrap();

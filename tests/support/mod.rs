@@ -1,7 +1,9 @@
-//! Shared by the async tests: `RUST_LOG` support, seeded payloads, and
+//! Shared by the async tests: `RUST_LOG` support, seeded payloads, a
+//! transport wrapper that watches or loses sends (`hooked`), and
 //! (`interop`) our side of the interop tests.
 #![allow(dead_code)]
 
+pub mod hooked;
 pub mod interop;
 
 use tracing_subscriber::EnvFilter;
