@@ -43,6 +43,18 @@ async fn transfer(link: LinkConditions, adaptive: bool, bytes: usize) -> Transfe
 
 /// Sends `bytes` from a client to a reading server over `net`.
 async fn transfer_over(net: MemoryNetwork, adaptive: bool, bytes: usize) -> Transfer {
+    transfer_to_reader(net, adaptive, bytes, 0).await
+}
+
+/// As `transfer_over`, with a reader that takes 16 KB every 40 ms until it
+/// has `slow_until` bytes (400 KB/s), then reads as fast as it can;
+/// `took` then counts from the first fast read.
+async fn transfer_to_reader(
+    net: MemoryNetwork,
+    adaptive: bool,
+    bytes: usize,
+    slow_until: usize,
+) -> Transfer {
     support::init_tracing();
     let listener = KcpListener::with_transport(net.bind(None), config(adaptive)).unwrap();
     let server = listener.local_addr();
@@ -50,12 +62,20 @@ async fn transfer_over(net: MemoryNetwork, adaptive: bool, bytes: usize) -> Tran
         let (mut s, _) = listener.accept().await.unwrap();
         let mut buf = vec![0u8; 64 * 1024];
         let mut got = 0;
+        let mut fast_since = None;
         while got < bytes {
-            let n = s.read(&mut buf).await.unwrap();
+            let slow = got < slow_until;
+            let want = if slow { 16 * 1024 } else { buf.len() };
+            let n = s.read(&mut buf[..want]).await.unwrap();
             assert!(n > 0, "stream ended early at {got}");
             got += n;
+            if slow {
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            } else {
+                fast_since.get_or_insert_with(Instant::now);
+            }
         }
-        Instant::now()
+        (Instant::now(), fast_since)
     });
     let client =
         KcpStream::connect_with_transport(net.bind(None), server, 7, config(adaptive)).unwrap();
@@ -81,10 +101,15 @@ async fn transfer_over(net: MemoryNetwork, adaptive: bool, bytes: usize) -> Tran
         w.write_all(&chunk[..n]).await.unwrap();
         sent += n;
     }
-    let done = tokio::time::timeout(Duration::from_secs(120), reader)
+    let (done, fast_since) = tokio::time::timeout(Duration::from_secs(120), reader)
         .await
         .expect("transfer finished")
         .unwrap();
+    let start = if slow_until > 0 {
+        fast_since.expect("read fast")
+    } else {
+        start
+    };
     let (peak_in_flight, last) = watcher.await.unwrap();
     Transfer {
         took: done - start,
@@ -177,6 +202,35 @@ async fn a_path_that_gets_faster_is_followed() {
         "adaptive {:?} against {:?}",
         adaptive.took,
         window.took
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_reader_does_not_cost_the_limit_once_it_speeds_up() {
+    // 4 MB/s and 100 ms round trips: a product of 400 KB (290 segments).
+    // For the first 2 MB the reader takes 400 KB/s, so the sender is held
+    // back by the reader's window; the delivery rates it sees then are the
+    // reader's. When the reader speeds up, the limit must still be the
+    // path's, not the floor that the reader's rate would give.
+    let link = LinkConditions {
+        delay: Duration::from_millis(50),
+        bandwidth: Some(4_000_000),
+        ..Default::default()
+    };
+    let bytes = 8_000_000;
+    let slow_until = 2_000_000;
+    let adaptive =
+        transfer_to_reader(MemoryNetwork::new(link.clone()), true, bytes, slow_until).await;
+    let window = transfer_to_reader(MemoryNetwork::new(link), false, bytes, slow_until).await;
+    println!("adaptive: {adaptive:?}\nwindow only: {window:?}");
+    // At most 6 MB are left when the reader speeds up, less what its
+    // queue (1 MiB) and the window already hold: under 1.5 s at 4 MB/s.
+    // Had the reader's rates replaced the path's, the limit would start
+    // from its floor and grow by half per round trip: 1.57 s.
+    assert!(adaptive.took < Duration::from_millis(1400), "{adaptive:?}");
+    assert!(
+        adaptive.took < window.took,
+        "adaptive {adaptive:?} against {window:?}"
     );
 }
 

@@ -60,11 +60,14 @@ fn at_or_after(a: u32, b: u32) -> bool {
     a.wrapping_sub(b) as i32 >= 0
 }
 
-/// When the segments before `sn` had all been sent.
+/// When the segments before `sn` had all been sent, and whether the
+/// sending was held back by something other than the path (see
+/// [`InflightLimit::set_held_back`]).
 #[derive(Debug, Clone, Copy)]
 struct Mark {
     sn: u32,
     at: Instant,
+    held_back: bool,
 }
 
 /// The path measurements of one connection and the in-flight limit drawn
@@ -91,6 +94,10 @@ pub(crate) struct InflightLimit {
     next_new: Option<u32>,
     /// New segments sent since the latest mark.
     unmarked: usize,
+    /// What the next marks record (see [`InflightLimit::set_held_back`]).
+    held_back: bool,
+    /// Whether the newest acknowledged mark was held back.
+    acked_held_back: bool,
 }
 
 impl InflightLimit {
@@ -107,6 +114,8 @@ impl InflightLimit {
             idle_since: None,
             next_new: None,
             unmarked: 0,
+            held_back: false,
+            acked_held_back: false,
         }
     }
 
@@ -156,9 +165,23 @@ impl InflightLimit {
         self.unmarked = 0;
         if let Some(sn) = self.next_new {
             if self.marks.len() < MAX_MARKS {
-                self.marks.push_back(Mark { sn, at: now });
+                self.marks.push_back(Mark {
+                    sn,
+                    at: now,
+                    held_back: self.held_back,
+                });
             }
         }
+    }
+
+    /// Whether what is sent from now on is held back by something other
+    /// than the path: the application wrote nothing more, or the peer's
+    /// window is full. The delivery rates such data measures are the
+    /// application's or the reader's, not the path's: they may raise the
+    /// remembered fastest rate, never replace it, so a stalled reader or a
+    /// pause in writing does not cost the limit it had.
+    pub(crate) fn set_held_back(&mut self, held_back: bool) {
+        self.held_back = held_back;
     }
 
     /// Acknowledgements arrived: everything before `snd_una` is delivered.
@@ -180,6 +203,7 @@ impl InflightLimit {
             newest = self.marks.pop_front();
         }
         if let Some(m) = newest {
+            self.acked_held_back = m.held_back;
             self.rtt_sample(now.saturating_duration_since(m.at), m.at, now);
         }
         self.rate_sample(now);
@@ -218,9 +242,16 @@ impl InflightLimit {
         }
         if let Some(&(then, base)) = self.checkpoints.front() {
             let elapsed = now.saturating_duration_since(then);
-            if elapsed >= span {
+            if elapsed > span * 2 {
+                // Nothing was acknowledged for a while (a closed window, a
+                // pause): a rate across the gap would measure the gap.
+                self.checkpoints.clear();
+            } else if elapsed >= span {
                 let rate = (self.delivered - base) as f64 / elapsed.as_secs_f64();
-                self.remember_rate(rate, now);
+                let fastest = self.delivery_rate().unwrap_or(0.0);
+                if !self.acked_held_back || rate > fastest {
+                    self.remember_rate(rate, now);
+                }
             }
         }
         if self.checkpoints.len() < MAX_CHECKPOINTS {
@@ -309,11 +340,13 @@ mod tests {
         rtt_ms: u64,
         sn: u32,
     ) -> u32 {
-        flow(l, t0, from, millis, rtt_ms, sn, from + millis + rtt_ms).0
+        flow(l, t0, from, millis, rtt_ms, sn, from + millis + rtt_ms, 100).0
     }
 
-    /// As `steady`, stopping the clock at `stop` ms; returns the next
-    /// sequence number to send and the next to be acknowledged.
+    /// As `steady` with `per_ms` segments a millisecond, stopping the clock
+    /// at `stop` ms; returns the next sequence number to send and the next
+    /// to be acknowledged.
+    #[allow(clippy::too_many_arguments)]
     fn flow(
         l: &mut InflightLimit,
         t0: Instant,
@@ -322,17 +355,18 @@ mod tests {
         rtt_ms: u64,
         sn: u32,
         stop: u64,
+        per_ms: u32,
     ) -> (u32, u32) {
         let mut sent = sn;
         let mut acked = sn;
         for t in from..stop {
             if t >= from + rtt_ms && acked != sent {
-                acked += 100;
+                acked += per_ms;
                 l.on_acked(acked, ms(t0, t));
             }
             if t < from + millis {
-                send(l, sent, sent + 100, acked, ms(t0, t));
-                sent += 100;
+                send(l, sent, sent + per_ms, acked, ms(t0, t));
+                sent += per_ms;
             }
         }
         (sent, acked)
@@ -421,6 +455,37 @@ mod tests {
     }
 
     #[test]
+    fn rates_of_held_back_data_never_lower_the_limit() {
+        let t0 = Instant::now();
+        let mut l = InflightLimit::new(true);
+        let sn = steady(&mut l, t0, 0, 100, 10, 0);
+        let fast = l.limit(100_000);
+        // For two seconds the application writes a tenth as much (or the
+        // reader takes a tenth as much): the limit stays.
+        l.set_held_back(true);
+        let (sn, _) = flow(&mut l, t0, 110, 2_000, 10, sn, 2_120, 10);
+        assert_eq!(l.limit(100_000), fast);
+        // The same rate with data waiting is the path's: the limit follows.
+        l.set_held_back(false);
+        flow(&mut l, t0, 2_120, 2_000, 10, sn, 4_130, 10);
+        let slow = l.limit(100_000);
+        assert!(slow * 5 < fast, "{slow} against {fast}");
+    }
+
+    #[test]
+    fn a_gap_in_acknowledgements_is_not_measured_as_a_slow_path() {
+        let t0 = Instant::now();
+        let mut l = InflightLimit::new(true);
+        let sn = steady(&mut l, t0, 0, 100, 10, 0);
+        let fast = l.limit(100_000);
+        // Nothing acknowledged for 3 s (a closed window), then the flow
+        // resumes at the same speed: no sample spans the gap (the first
+        // one measures the four round trips after it).
+        flow(&mut l, t0, 3_110, 100, 10, sn, 3_140, 100);
+        assert_eq!(l.limit(100_000), fast);
+    }
+
+    #[test]
     fn switched_off_it_never_limits() {
         let t0 = Instant::now();
         let mut l = InflightLimit::new(false);
@@ -438,7 +503,7 @@ mod tests {
         // Then round trips of 20 ms (a standing queue) for ten seconds:
         // the minimum of 10 ms expires and a probe halves the product
         // instead of doubling it.
-        let (_, acked) = flow(&mut l, t0, 110, 10_030, 20, sn, 10_125);
+        let (_, acked) = flow(&mut l, t0, 110, 10_030, 20, sn, 10_125, 100);
         let since = l.probing_since.expect("probing");
         assert!(since >= ms(t0, 10_110), "{:?}", since - t0);
         let probe_limit = l.limit(100_000);

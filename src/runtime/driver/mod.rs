@@ -99,6 +99,8 @@ pub(crate) struct Driver {
     guard: InputGuard,
     /// How much written data the engine may hold, from path measurements.
     inflight: InflightLimit,
+    /// The application's send queue was empty after the latest `pump`.
+    app_queue_empty: bool,
     /// Log events (and metrics) from the stats after each event.
     observer: Observer,
     /// Wakes nothing: polls the transport without registering interest.
@@ -141,6 +143,7 @@ impl Driver {
         Driver {
             guard: InputGuard::new(config.mtu, config.max_out_of_order_bytes),
             inflight: InflightLimit::new(config.adaptive_inflight),
+            app_queue_empty: true,
             kcp,
             // Each end draws its own losses. With one seed for both, the
             // listener's first answers were lost exactly where its client's
@@ -330,11 +333,14 @@ impl Driver {
             peer,
             noop_waker,
             inflight,
+            app_queue_empty,
             ..
         } = self;
         let mut cx = std::task::Context::from_waker(noop_waker);
         let sent_at = Instant::now();
         let una = kcp.snd_una();
+        // Everything written is in the engine, or the peer's window is full.
+        inflight.set_held_back(*app_queue_empty || kcp.remote_window() as usize <= kcp.wait_snd());
         let mut out = |d: &[u8]| {
             // Every segment of one flush carries the same window.
             if let Some(w) = d.get(6..8) {

@@ -51,6 +51,7 @@ impl Driver {
             }
             fed = true;
         }
+        self.app_queue_empty = st.send_queue.is_empty();
         if fed && self.first_send.is_none() {
             self.first_send = Some(Instant::now());
         }
