@@ -28,6 +28,9 @@ BEGIN, END = "<!-- async:begin -->", "<!-- async:end -->"
 
 NAMES = {
     "ours": "ikcp `KcpStream` (out of the box: only the KCP knobs set)",
+    # Not in the default set: what the adaptive in-flight limit does
+    # (--only ours,ours_window).
+    "ours_window": "ikcp `KcpStream`, `adaptive_inflight(false)` (the window alone)",
     "kcp_go": "kcp-go 5.6.1, plain mode (4 MB socket buffers, as kcptun)",
     "tokio_kcp": "tokio_kcp 0.9.8 (flush on write and after input, 4 MB socket buffers)",
     "tcp": "tokio `TcpStream` (TCP_NODELAY)",

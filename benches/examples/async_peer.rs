@@ -44,6 +44,12 @@ fn ours_config() -> kcp::runtime::KcpConfig {
         .stream_mode(true)
 }
 
+/// `ours`, or for `ours_window` the same without the adaptive in-flight
+/// limit (the window alone), to measure what the limit does.
+fn ours_config_for(imp: &str) -> kcp::runtime::KcpConfig {
+    ours_config().adaptive_inflight(imp != "ours_window")
+}
+
 fn tokio_kcp_config() -> tokio_kcp::KcpConfig {
     tokio_kcp::KcpConfig {
         mtu: 1400,
@@ -160,11 +166,26 @@ trait Duplex: AsyncRead + AsyncWrite + Send + Unpin + 'static {
     fn retransmissions(&self) -> Option<(u64, u64)> {
         None
     }
+
+    /// The in-flight limit at the end, as JSON fields, where there is one.
+    fn inflight(&self) -> Option<String> {
+        None
+    }
 }
 impl Duplex for kcp::runtime::KcpStream {
     fn retransmissions(&self) -> Option<(u64, u64)> {
         let st = self.stats();
         Some((st.retransmissions, st.lost_segments))
+    }
+
+    fn inflight(&self) -> Option<String> {
+        let st = self.stats();
+        let min_rtt = st.min_rtt.map_or(-1.0, |r| r.as_secs_f64() * 1e6);
+        let rate = st.delivery_rate.map_or(-1.0, |r| r as f64 / 1e6);
+        Some(format!(
+            ", \"inflight_limit\": {}, \"min_rtt_us\": {min_rtt:.1}, \"delivery_mb_per_s\": {rate:.1}",
+            st.inflight_limit_segments
+        ))
     }
 }
 impl Duplex for tokio_kcp::KcpStream {}
@@ -195,8 +216,8 @@ fn announce(addr: SocketAddr) {
 async fn serve(imp: &str) {
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     match imp {
-        "ours" => {
-            let l = kcp::runtime::KcpListener::bind(any, ours_config())
+        "ours" | "ours_window" => {
+            let l = kcp::runtime::KcpListener::bind(any, ours_config_for(imp))
                 .await
                 .unwrap_or_else(|e| bail("bind", e));
             announce(l.local_addr());
@@ -384,8 +405,8 @@ fn send_gso(fd: std::os::fd::RawFd, train: &[u8], to: &libc::sockaddr_in) -> boo
 
 async fn connect(imp: &str, addr: SocketAddr) -> Box<dyn Duplex> {
     match imp {
-        "ours" => Box::new(
-            kcp::runtime::KcpStream::connect(addr, ours_config())
+        "ours" | "ours_window" => Box::new(
+            kcp::runtime::KcpStream::connect(addr, ours_config_for(imp))
                 .await
                 .unwrap_or_else(|e| bail("connect", e)),
         ),
@@ -444,7 +465,8 @@ async fn bulk(s: Box<dyn Duplex>, total: u64) -> String {
         .map_or(String::new(), |(all, timeouts)| {
             format!(", \"retransmissions\": {all}, \"timeouts\": {timeouts}")
         });
-    format!("{{\"bytes\": {total}, \"secs\": {secs:.6}{resent}}}")
+    let inflight = s.inflight().unwrap_or_default();
+    format!("{{\"bytes\": {total}, \"secs\": {secs:.6}{resent}{inflight}}}")
 }
 
 /// `count` 64-byte messages at a steady 1,000/s, each carrying its send
