@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kcp::engine::{Command, SegmentHeader, HEADER_LEN};
+use kcp::engine::{segments, Command};
 use kcp::runtime::{KcpConfig, KcpListener, KcpStream, LinkConditions, MemoryNetwork};
 use support::hooked::{Hooked, Verdict};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,13 +21,8 @@ fn count_probes(
     probes: Arc<AtomicUsize>,
 ) -> impl Fn(&[u8], &mut std::task::Context<'_>) -> Verdict {
     move |d, _| {
-        let mut at = 0;
-        while let Some(h) = d.get(at..).and_then(SegmentHeader::decode) {
-            if h.cmd == Command::WindowAsk as u8 {
-                probes.fetch_add(1, Ordering::Relaxed);
-            }
-            at += HEADER_LEN + h.len as usize;
-        }
+        let asks = segments(d).filter(|(_, h)| h.cmd == Command::WindowAsk as u8);
+        probes.fetch_add(asks.count(), Ordering::Relaxed);
         Verdict::Pass
     }
 }

@@ -98,6 +98,23 @@ impl SegmentHeader {
     }
 }
 
+/// The whole segments of a datagram in order, each with its offset. The
+/// walk ends at trailing bytes shorter than a header, or at a segment whose
+/// payload runs past the end of the datagram (not yielded).
+pub fn segments(datagram: &[u8]) -> impl Iterator<Item = (usize, SegmentHeader)> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let h = SegmentHeader::decode(datagram.get(at..)?)?;
+        let start = at;
+        let end = start.checked_add(HEADER_LEN)?.checked_add(h.len as usize)?;
+        if end > datagram.len() {
+            return None;
+        }
+        at = end;
+        Some((start, h))
+    })
+}
+
 /// Reads the conversation id of a datagram (its first four bytes).
 pub fn conv_of(datagram: &[u8]) -> Option<u32> {
     let b = datagram.get(..4)?;
@@ -107,6 +124,36 @@ pub fn conv_of(datagram: &[u8]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segments_walks_whole_segments_and_stops_at_a_short_or_overlong_one() {
+        let mut d = Vec::new();
+        for (sn, len) in [(1u32, 3u32), (2, 0)] {
+            SegmentHeader {
+                sn,
+                len,
+                ..Default::default()
+            }
+            .encode(&mut d);
+            d.extend(std::iter::repeat_n(7u8, len as usize));
+        }
+        let walked: Vec<_> = segments(&d).map(|(at, h)| (at, h.sn)).collect();
+        assert_eq!(walked, [(0, 1), (27, 2)]);
+        // Fewer trailing bytes than a header: ignored.
+        d.extend_from_slice(&[0; HEADER_LEN - 1]);
+        assert_eq!(segments(&d).count(), 2);
+        // A segment claiming more payload than there is: the walk ends there.
+        d.truncate(51);
+        SegmentHeader {
+            sn: 3,
+            len: 100,
+            ..Default::default()
+        }
+        .encode(&mut d);
+        d.extend_from_slice(&[0; 99]);
+        assert_eq!(segments(&d).map(|(_, h)| h.sn).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(segments(&[]).count(), 0);
+    }
 
     #[test]
     fn header_round_trips_little_endian() {

@@ -36,7 +36,7 @@ mod stats;
 mod tail;
 mod timers;
 
-pub use codec::{conv_of, Command, SegmentHeader, HEADER_LEN};
+pub use codec::{conv_of, segments, Command, SegmentHeader, HEADER_LEN};
 pub use congestion::{BuiltIn, CongestionControl, Window};
 pub use constants::*;
 pub use controller::Flavour;

@@ -26,7 +26,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::engine::{Command, Kcp, SegmentHeader, HEADER_LEN};
+use crate::engine::{segments, Command, Kcp, SegmentHeader, HEADER_LEN};
 
 /// Bytes shared by the connections of one listener, with a cap.
 #[derive(Debug)]
@@ -162,15 +162,10 @@ impl InputGuard {
         // The sequence number that will be next once this datagram's earlier
         // segments are in, and the receive queue's room for them.
         let mut next = (rcv_nxt, rcv_wnd.saturating_sub(kcp.recv_queue_len() as u32));
-        let mut at = 0;
-        while at + HEADER_LEN <= d.len() {
-            let Some(h) = SegmentHeader::decode(&d[at..]) else {
-                break;
-            };
+        // Where the whole segments end; what follows passes unchanged.
+        let mut tail = 0;
+        for (at, h) in segments(d) {
             let end = at + HEADER_LEN + h.len as usize;
-            if end > d.len() {
-                break;
-            }
             let keep = self.keep(&h, mss, (rcv_nxt, rcv_wnd), &mut next, &mut buffered);
             if !keep && !removing {
                 removing = true;
@@ -180,12 +175,12 @@ impl InputGuard {
             if keep && removing {
                 self.scratch.extend_from_slice(&d[at..end]);
             }
-            at = end;
+            tail = end;
         }
         if !removing {
             return Some(d);
         }
-        self.scratch.extend_from_slice(&d[at..]);
+        self.scratch.extend_from_slice(&d[tail..]);
         (self.scratch.len() >= HEADER_LEN).then_some(&self.scratch[..])
     }
 

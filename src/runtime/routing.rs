@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::admission::{Admission, HalfOpen, Key, Verdict};
 use super::listener::ListenerLimits;
-use crate::engine::{conv_of, Command, SegmentHeader, HEADER_LEN};
+use crate::engine::{conv_of, segments, Command, SegmentHeader, HEADER_LEN};
 
 /// Whether a datagram can be KCP (or our end-of-stream signal): every
 /// segment has a known command and a length that fits. Fewer than 24 trailing
@@ -25,24 +25,18 @@ pub fn well_formed(d: &[u8]) -> bool {
     if super::end_of_stream::is_signal(d) {
         return true;
     }
-    let mut rest = d;
-    if rest.len() < HEADER_LEN {
+    if d.len() < HEADER_LEN {
         return false;
     }
-    while rest.len() >= HEADER_LEN {
-        let Some(h) = SegmentHeader::decode(rest) else {
-            return false;
-        };
+    let mut end = 0;
+    for (at, h) in segments(d) {
         if Command::from_byte(h.cmd).is_none() {
             return false;
         }
-        let len = h.len as usize;
-        if rest.len() - HEADER_LEN < len {
-            return false;
-        }
-        rest = &rest[HEADER_LEN + len..];
+        end = at + HEADER_LEN + h.len as usize;
     }
-    true
+    // A header's worth or more left over: a segment ran past the end.
+    d.len() - end < HEADER_LEN
 }
 
 /// Whether a datagram may open a connection: its first segment is data

@@ -25,7 +25,7 @@ use super::rng::Rng;
 use super::routed::Routed;
 use super::shared::Shared;
 use super::transport::{self, Received, Transport};
-use crate::engine::{conv_of, Command, InputError, Kcp, SegmentHeader, HEADER_LEN};
+use crate::engine::{conv_of, segments, Command, InputError, Kcp, SegmentHeader, HEADER_LEN};
 
 mod closing;
 mod liveness;
@@ -516,16 +516,9 @@ async fn send_run(t: &dyn Transport, peer: SocketAddr, run: &[u8], segment: usiz
 
 /// Sequence numbers of the data segments in an outgoing datagram.
 fn data_segments(d: &[u8]) -> impl Iterator<Item = u32> + '_ {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        while let Some(h) = d.get(at..).and_then(SegmentHeader::decode) {
-            at += HEADER_LEN + h.len as usize;
-            if h.cmd == Command::Push as u8 {
-                return Some(h.sn);
-            }
-        }
-        None
-    })
+    segments(d)
+        .filter(|(_, h)| h.cmd == Command::Push as u8)
+        .map(|(_, h)| h.sn)
 }
 
 struct NoopWake;
