@@ -135,3 +135,55 @@ async fn a_received_train_reaches_each_connection_in_order() {
     .await
     .expect("the train's datagrams did not all arrive");
 }
+
+/// The datagrams an engine of conversation `conv` sends for `messages`
+/// messages of `size` bytes (message `m` filled with `m`), one segment per
+/// datagram.
+fn full_datagrams(conv: u32, messages: u8, size: usize) -> Vec<Vec<u8>> {
+    let mut k = Kcp::new(conv);
+    k.set_nodelay(1, 10, 2, true);
+    k.set_mtu(24 + size).unwrap();
+    k.set_window_size(256, 256);
+    for m in 0..messages {
+        k.send(&vec![m; size]).unwrap();
+    }
+    let mut out = Vec::new();
+    k.update(0, &mut |d: &[u8]| out.push(d.to_vec()));
+    out
+}
+
+/// Trains long enough to travel in their own receive buffer (more than
+/// half of it) arrive whole and in order, train after train, as the
+/// listener's buffers are swapped with the pool's spares.
+#[tokio::test]
+async fn long_trains_for_one_connection_arrive_whole() {
+    support::init_tracing();
+    const SIZE: usize = 1000;
+    let d = full_datagrams(33, 120, SIZE);
+    assert_eq!(d.len(), 120);
+    let transport = Arc::new(Scripted::default());
+    // One datagram opens the connection; then trains of 40 (40,960 bytes).
+    for range in [0..1, 1..41, 41..81, 81..120] {
+        let train: Vec<u8> = d[range].iter().flatten().copied().collect();
+        transport
+            .trains
+            .lock()
+            .unwrap()
+            .push_back((train, 24 + SIZE));
+    }
+    let listener = KcpListener::with_transport(transport.clone(), KcpConfig::fast()).unwrap();
+    timeout(Duration::from_secs(10), async {
+        let (mut s, _) = listener.accept().await.unwrap();
+        for m in 0..120u8 {
+            let got = s.recv().await.unwrap();
+            assert_eq!(got.len(), SIZE, "message {m}");
+            assert!(got.iter().all(|&b| b == m), "message {m}");
+        }
+        let st = listener.stats();
+        // The opening datagram is not routed: it creates the connection.
+        assert_eq!((st.datagrams, st.routed), (120, 119), "{st:?}");
+        assert_eq!(st.dropped_overload + st.dropped_unknown, 0, "{st:?}");
+    })
+    .await
+    .expect("the trains' datagrams did not all arrive");
+}

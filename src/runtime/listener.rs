@@ -16,13 +16,14 @@ use super::cookie::{self, Message, Minter};
 use super::driver::{Driver, Source};
 use super::error::{ConnectionError, KcpError, Timeout};
 use super::input_guard::BytePool;
-use super::routed::{Routed, RoutedPool};
+use super::routed::{Routed, RoutedPool, RUN_MAX};
 use super::routing::{well_formed, Room, Route, Table};
 use super::shared::Shared;
 use super::stats::{ListenerCounters, ListenerStats};
 use super::stream::{random_conv, KcpStream};
 use super::transport::{self, Received, Transport};
 use super::udp;
+use crate::engine::{conv_of, HEADER_LEN};
 
 /// Limits of a [`KcpListener`]: who may open a connection, how many may
 /// exist, and how much memory they may hold.
@@ -361,7 +362,7 @@ impl Router {
         let (gone_tx, mut gone_rx) = mpsc::unbounded_channel::<Event>();
         // One batch per wake-up: up to RECV_BATCH buffers of datagrams (each
         // large enough for a GRO train), routed before the next receive.
-        let mut bufs = vec![vec![0u8; 65_536]; RECV_BATCH];
+        let mut bufs = vec![vec![0u8; RUN_MAX]; RECV_BATCH];
         let mut meta = vec![Received::default(); RECV_BATCH];
         let mut accepting = true;
         let mut recv_errors = 0u32;
@@ -375,7 +376,7 @@ impl Router {
                 r = transport::recv_many(&*self.transport, &mut bufs, &mut meta) => match r {
                     Ok(n) => {
                         recv_errors = 0;
-                        for (buf, m) in bufs.iter().zip(&meta[..n]) {
+                        for (buf, m) in bufs.iter_mut().zip(&meta[..n]) {
                             self.route_received(buf, m, accepting, &gone_tx);
                         }
                     }
@@ -485,10 +486,12 @@ impl Router {
 
     /// Routes what one receive put in `buf`. In a train (several datagrams
     /// received together, GRO) the consecutive datagrams for one connection
-    /// go as one run: one copy and one message for them all.
+    /// go as one run: one message for them all, and one copy, or none when
+    /// the whole train is one long run (the buffer itself goes, and the
+    /// pool puts a spare in its place).
     fn route_received(
         &mut self,
-        buf: &[u8],
+        buf: &mut Vec<u8>,
         m: &Received,
         accepting: bool,
         events: &mpsc::UnboundedSender<Event>,
@@ -505,14 +508,25 @@ impl Router {
         ListenerCounters::add(&self.counters.datagrams, m.len.div_ceil(stride) as u64);
         // The run being gathered: its conversation and byte range in `buf`.
         let mut run: Option<(u32, usize, usize)> = None;
+        // The latest known route: (conversation on the wire, conversation).
+        // The datagrams of a train share their sender, so one lookup serves
+        // every datagram that carries the same conversation.
+        let mut last_route: Option<(u32, u32)> = None;
         let mut at = 0;
         for d in m.datagrams(buf) {
             let start = at;
             at += d.len();
             let known = if d.len() <= self.config.mtu && well_formed(d) {
-                match self.table.route(d, m.addr) {
-                    Route::Known { conv, .. } => Some(conv),
-                    _ => None,
+                let wire = conv_of(d).unwrap_or(0);
+                match last_route {
+                    Some((w, conv)) if w == wire => Some(conv),
+                    _ => match self.table.route(d, m.addr) {
+                        Route::Known { conv, .. } => {
+                            last_route = Some((wire, conv));
+                            Some(conv)
+                        }
+                        _ => None,
+                    },
                 }
             } else {
                 None
@@ -533,22 +547,61 @@ impl Router {
                 }
             }
         }
-        if let Some((c, s, e)) = run {
-            self.deliver_run(&buf[s..e], stride, c, m.addr);
+        match run {
+            Some((c, 0, e)) if e == m.len && RoutedPool::adopts(e) && buf.len() == RUN_MAX => {
+                self.deliver_train(buf, e, stride, c, m.addr)
+            }
+            Some((c, s, e)) => self.deliver_run(&buf[s..e], stride, c, m.addr),
+            None => {}
         }
     }
 
     /// Copies a run of datagrams for the connection (`peer`, `conv`) and
     /// hands it over.
     fn deliver_run(&mut self, run: &[u8], stride: usize, conv: u32, peer: SocketAddr) {
-        let count = run.len().div_ceil(stride) as u64;
+        let head = &run[..stride.min(run.len())];
+        self.hand_over(head, run.len(), stride, conv, peer, |pool| {
+            pool.copy_run(run, stride, conv)
+        });
+    }
+
+    /// Hands the first `len` bytes of the receive buffer `buf`, a run of
+    /// datagrams for the connection (`peer`, `conv`), over as they are.
+    fn deliver_train(
+        &mut self,
+        buf: &mut Vec<u8>,
+        len: usize,
+        stride: usize,
+        conv: u32,
+        peer: SocketAddr,
+    ) {
+        // The route needs the first header only; `buf` itself goes.
+        let mut head = [0u8; HEADER_LEN];
+        head.copy_from_slice(&buf[..HEADER_LEN]);
+        self.hand_over(&head, len, stride, conv, peer, |pool| {
+            pool.adopt(buf, len, stride, conv)
+        });
+    }
+
+    /// Queues the run of `len` bytes that `routed` makes for the connection
+    /// routed by its first datagram (or its header) `head`.
+    fn hand_over(
+        &mut self,
+        head: &[u8],
+        len: usize,
+        stride: usize,
+        conv: u32,
+        peer: SocketAddr,
+        routed: impl FnOnce(&Arc<RoutedPool>) -> Option<Routed>,
+    ) {
+        let count = len.div_ceil(stride) as u64;
         let Route::Known {
             value, half_open, ..
-        } = self.table.route(&run[..stride.min(run.len())], peer)
+        } = self.table.route(head, peer)
         else {
             return;
         };
-        let Some(data) = self.routed.copy_run(run, stride, conv) else {
+        let Some(data) = routed(&self.routed) else {
             ListenerCounters::add(&self.counters.dropped_overload, count);
             return;
         };

@@ -5,6 +5,8 @@
 //! copy goes into a buffer from a free list shared by the listener and its
 //! connections: the connection's task gives it back after feeding the
 //! datagram to its engine, so a warm listener allocates nothing per datagram.
+//! A long train (GRO) that is all for one connection is not copied: its
+//! receive buffer itself is handed over, and a spare takes its place.
 //! Datagrams received together in one train (GRO) for the same connection
 //! travel together: one copy, one buffer, one message for the whole run, so
 //! the per-datagram work of the hand-over (budget, free list, channel) is
@@ -108,24 +110,70 @@ impl RoutedPool {
         }
         let spare = self.lock()[class].pop();
         let mut buf = spare.unwrap_or_else(|| Vec::with_capacity(self.sizes[class]));
+        buf.clear();
         buf.extend_from_slice(run);
+        Some(self.routed(buf, stride, conv, class))
+    }
+
+    /// Takes a whole receive buffer whose first `len` bytes are a run of
+    /// datagrams for one connection (as [`copy_run`](RoutedPool::copy_run)),
+    /// without copying them, and leaves a spare buffer of [`RUN_MAX`] bytes
+    /// in its place for the next receive. Only for runs longer than half of
+    /// [`RUN_MAX`]: their copy would take a buffer of that size anyway, so
+    /// the budget is charged the same. `None` (the buffer left as it was)
+    /// if the queued bytes would pass their budget.
+    pub(crate) fn adopt(
+        self: &Arc<Self>,
+        buf: &mut Vec<u8>,
+        len: usize,
+        stride: usize,
+        conv: u32,
+    ) -> Option<Routed> {
+        debug_assert!(len > RUN_MAX / 2 && len <= buf.len() && buf.len() == RUN_MAX);
+        let class = self.sizes.len() - 1;
+        if !self.queued.try_charge(self.sizes[class]) {
+            return None;
+        }
+        let spare = self.lock()[class].pop();
+        let mut spare = spare.unwrap_or_default();
+        // Spares keep their length: only a new or shorter one is zeroed.
+        spare.resize(RUN_MAX, 0);
+        let mut run = std::mem::replace(buf, spare);
+        run.truncate(len);
+        Some(self.routed(run, stride, conv, class))
+    }
+
+    /// `buf` as routed datagrams of `stride` bytes under `conv`.
+    fn routed(
+        self: &Arc<Self>,
+        mut buf: Vec<u8>,
+        stride: usize,
+        conv: u32,
+        class: usize,
+    ) -> Routed {
         for d in buf.chunks_mut(stride.max(1)) {
             if conv_of(d) != Some(conv) {
                 set_conv(d, conv);
             }
         }
-        Some(Routed {
+        Routed {
             buf,
             stride: stride.max(1),
             class,
             pool: self.clone(),
-        })
+        }
     }
 
-    fn give_back(&self, mut buf: Vec<u8>, class: usize) {
+    /// Whether a run of `len` bytes is routed by [`adopt`](RoutedPool::adopt).
+    pub(crate) fn adopts(len: usize) -> bool {
+        len > RUN_MAX / 2
+    }
+
+    fn give_back(&self, buf: Vec<u8>, class: usize) {
         let size = self.sizes[class];
         self.queued.release(size);
-        buf.clear();
+        // Not cleared: a spare of the largest class becomes a receive
+        // buffer as it is, without being zeroed again.
         let mut free = self.lock();
         if (free[class].len() + 1) * size <= KEEP_PER_CLASS.max(size) {
             free[class].push(buf);
@@ -258,6 +306,53 @@ mod tests {
         assert_eq!(&got[3][HEADER_LEN..], &last[HEADER_LEN..]);
         drop(r);
         assert_eq!(queued.used(), 0);
+    }
+
+    #[test]
+    fn a_long_train_is_handed_over_in_its_own_buffer() {
+        let queued = BytePool::new(usize::MAX);
+        let pool = RoutedPool::new(queued.clone(), 1400);
+        let full = segment(0, Command::Push as u8, 0, &[5; 1376]);
+        let count = 30;
+        let len = count * full.len();
+        assert!(RoutedPool::adopts(len) && !RoutedPool::adopts(RUN_MAX / 2));
+        let mut buf = vec![0; RUN_MAX];
+        for d in buf[..len].chunks_mut(full.len()) {
+            d.copy_from_slice(&full);
+        }
+        let received_at = buf.as_ptr();
+
+        let r = pool.adopt(&mut buf, len, full.len(), 9).unwrap();
+        assert_eq!(r.bytes().as_ptr(), received_at, "not copied");
+        assert_eq!(r.bytes().len(), len);
+        assert!(r
+            .datagrams()
+            .all(|d| conv_of(d) == Some(9) && d.len() == full.len()));
+        assert_eq!(queued.used(), RUN_MAX, "charged as its copy would be");
+        assert_eq!(buf.len(), RUN_MAX, "a whole buffer for the next receive");
+        assert_ne!(buf.as_ptr(), received_at);
+
+        // Given back, it becomes the next receive buffer, without zeroing.
+        drop(r);
+        assert_eq!(queued.used(), 0);
+        let mut next = vec![0; RUN_MAX];
+        let r = pool.adopt(&mut next, len, full.len(), 9).unwrap();
+        assert_eq!(next.as_ptr(), received_at);
+        assert_eq!(next.len(), RUN_MAX);
+        assert_eq!(
+            &next[HEADER_LEN..full.len()],
+            &full[HEADER_LEN..],
+            "left as it was"
+        );
+        drop(r);
+
+        let tight = RoutedPool::new(BytePool::new(RUN_MAX - 1), 1400);
+        let before = next.as_ptr();
+        assert!(
+            tight.adopt(&mut next, len, full.len(), 9).is_none(),
+            "over the budget"
+        );
+        assert_eq!(next.as_ptr(), before, "the buffer stays with the listener");
     }
 
     #[test]
