@@ -340,36 +340,49 @@ mod tests {
         rtt_ms: u64,
         sn: u32,
     ) -> u32 {
-        flow(l, t0, from, millis, rtt_ms, sn, from + millis + rtt_ms, 100).0
+        Flow {
+            from,
+            millis,
+            rtt_ms,
+            per_ms: 100,
+            stop: from + millis + rtt_ms,
+        }
+        .run(l, t0, sn)
+        .0
     }
 
-    /// As `steady` with `per_ms` segments a millisecond, stopping the clock
-    /// at `stop` ms; returns the next sequence number to send and the next
-    /// to be acknowledged.
-    #[allow(clippy::too_many_arguments)]
-    fn flow(
-        l: &mut InflightLimit,
-        t0: Instant,
+    /// A flow of segments on a path with a fixed round trip.
+    struct Flow {
+        /// Start, in ms after the test's `t0`.
         from: u64,
+        /// How long segments are sent, in ms.
         millis: u64,
+        /// When each segment is acknowledged after it was sent, in ms.
         rtt_ms: u64,
-        sn: u32,
-        stop: u64,
+        /// Segments sent each millisecond.
         per_ms: u32,
-    ) -> (u32, u32) {
-        let mut sent = sn;
-        let mut acked = sn;
-        for t in from..stop {
-            if t >= from + rtt_ms && acked != sent {
-                acked += per_ms;
-                l.on_acked(acked, ms(t0, t));
+        /// When the clock stops, in ms after `t0`.
+        stop: u64,
+    }
+
+    impl Flow {
+        /// Runs the flow from sequence number `sn`; returns the next
+        /// sequence number to send and the next to be acknowledged.
+        fn run(&self, l: &mut InflightLimit, t0: Instant, sn: u32) -> (u32, u32) {
+            let mut sent = sn;
+            let mut acked = sn;
+            for t in self.from..self.stop {
+                if t >= self.from + self.rtt_ms && acked != sent {
+                    acked += self.per_ms;
+                    l.on_acked(acked, ms(t0, t));
+                }
+                if t < self.from + self.millis {
+                    send(l, sent, sent + self.per_ms, acked, ms(t0, t));
+                    sent += self.per_ms;
+                }
             }
-            if t < from + millis {
-                send(l, sent, sent + per_ms, acked, ms(t0, t));
-                sent += per_ms;
-            }
+            (sent, acked)
         }
-        (sent, acked)
     }
 
     #[test]
@@ -463,11 +476,25 @@ mod tests {
         // For two seconds the application writes a tenth as much (or the
         // reader takes a tenth as much): the limit stays.
         l.set_held_back(true);
-        let (sn, _) = flow(&mut l, t0, 110, 2_000, 10, sn, 2_120, 10);
+        let (sn, _) = Flow {
+            from: 110,
+            millis: 2_000,
+            rtt_ms: 10,
+            per_ms: 10,
+            stop: 2_120,
+        }
+        .run(&mut l, t0, sn);
         assert_eq!(l.limit(100_000), fast);
         // The same rate with data waiting is the path's: the limit follows.
         l.set_held_back(false);
-        flow(&mut l, t0, 2_120, 2_000, 10, sn, 4_130, 10);
+        Flow {
+            from: 2_120,
+            millis: 2_000,
+            rtt_ms: 10,
+            per_ms: 10,
+            stop: 4_130,
+        }
+        .run(&mut l, t0, sn);
         let slow = l.limit(100_000);
         assert!(slow * 5 < fast, "{slow} against {fast}");
     }
@@ -481,7 +508,14 @@ mod tests {
         // Nothing acknowledged for 3 s (a closed window), then the flow
         // resumes at the same speed: no sample spans the gap (the first
         // one measures the four round trips after it).
-        flow(&mut l, t0, 3_110, 100, 10, sn, 3_140, 100);
+        Flow {
+            from: 3_110,
+            millis: 100,
+            rtt_ms: 10,
+            per_ms: 100,
+            stop: 3_140,
+        }
+        .run(&mut l, t0, sn);
         assert_eq!(l.limit(100_000), fast);
     }
 
@@ -503,7 +537,14 @@ mod tests {
         // Then round trips of 20 ms (a standing queue) for ten seconds:
         // the minimum of 10 ms expires and a probe halves the product
         // instead of doubling it.
-        let (_, acked) = flow(&mut l, t0, 110, 10_030, 20, sn, 10_125, 100);
+        let (_, acked) = Flow {
+            from: 110,
+            millis: 10_030,
+            rtt_ms: 20,
+            per_ms: 100,
+            stop: 10_125,
+        }
+        .run(&mut l, t0, sn);
         let since = l.probing_since.expect("probing");
         assert!(since >= ms(t0, 10_110), "{:?}", since - t0);
         let probe_limit = l.limit(100_000);
