@@ -8,6 +8,7 @@
 //! async_peer client <impl> <addr> rtt <count>  64-byte messages at 1,000/s
 //! async_peer client <impl> <addr> soak <secs>  fast writer, slow reader: longest gap
 //! async_peer client udp|udp-mmsg|udp-gso <addr> blast <bytes>  raw datagrams, one way
+//! async_peer client udp-echo <addr> bulk <bytes>  raw datagrams, echoed
 //! ```
 //!
 //! `<impl>`: `ours` (`KcpStream` / `KcpListener`, only the KCP knobs set),
@@ -15,7 +16,11 @@
 //! buffers), `tcp` (tokio, TCP_NODELAY), and for the raw-UDP ceiling `udp`
 //! (one `sendto`/`recvfrom` per datagram), `udp-mmsg` (`sendmmsg` /
 //! `recvmmsg`, 32 per call) and `udp-gso` (one `sendmsg` of 46 datagrams
-//! with UDP GSO, as `KcpStream` sends bursts; received with `recvmmsg`). Every KCP implementation runs in stream mode,
+//! with UDP GSO, as `KcpStream` sends bursts; received with `recvmmsg`), and
+//! for the raw-UDP echo ceiling `udp-echo` (trains of datagrams sent with GSO,
+//! received with GRO and sent straight back, through `quinn-udp` as
+//! `KcpStream` does; no reliability, no protocol, no copy; a 1,024-datagram
+//! window in flight, as the KCP peers' windows). Every KCP implementation runs in stream mode,
 //! MTU 1400, windows 1024/1024, nodelay 1, interval 10 ms, resend 2, no
 //! congestion window; kcp-go runs the same protocol from `benches/go`.
 
@@ -246,6 +251,13 @@ async fn serve(imp: &str) {
                 tokio::spawn(echo(s));
             }
         }
+        "udp-echo" => {
+            let s = udp_socket("127.0.0.1:0");
+            announce(s.local_addr().unwrap());
+            tokio::task::spawn_blocking(move || udp_echo_server(s))
+                .await
+                .unwrap();
+        }
         "udp" | "udp-mmsg" | "udp-gso" => {
             let s = udp_socket("127.0.0.1:0");
             announce(s.local_addr().unwrap());
@@ -399,6 +411,155 @@ fn send_gso(fd: std::os::fd::RawFd, train: &[u8], to: &libc::sockaddr_in) -> boo
         std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<u16>(), DATAGRAM as u16);
         libc::sendmsg(fd, &msg, 0) >= 0
     }
+}
+
+/// Sends every train of datagrams it receives (GRO) straight back to its
+/// sender, as one GSO send of the same datagrams, from the receive buffer.
+fn udp_echo_server(s: std::net::UdpSocket) {
+    let s = nonblocking(s);
+    let state =
+        quinn_udp::UdpSocketState::new((&s).into()).unwrap_or_else(|e| bail("udp state", e));
+    let batch = quinn_udp::BATCH_SIZE.min(8);
+    let mut storage = vec![vec![0u8; 65_536]; batch];
+    let mut meta = vec![quinn_udp::RecvMeta::default(); batch];
+    loop {
+        let mut bufs: Vec<io::IoSliceMut<'_>> =
+            storage.iter_mut().map(|b| io::IoSliceMut::new(b)).collect();
+        wait_for(&s, libc::POLLIN, -1);
+        let n = match state.recv((&s).into(), &mut bufs, &mut meta) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ) =>
+            {
+                continue
+            }
+            Err(e) => bail("recv", e),
+        };
+        for (buf, m) in bufs.iter().zip(&meta[..n]) {
+            send_train(&s, &state, &buf[..m.len], m.stride, m.addr);
+        }
+    }
+}
+
+/// Waits until the nonblocking socket `s` is ready for `events`, at most
+/// `timeout_ms` (-1: no limit); whether it is. (quinn-udp's receive asks
+/// for a whole batch, which a blocking socket would wait to fill.)
+fn wait_for(s: &std::net::UdpSocket, events: libc::c_short, timeout_ms: libc::c_int) -> bool {
+    let mut fd = libc::pollfd {
+        fd: s.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    unsafe { libc::poll(&mut fd, 1, timeout_ms) > 0 }
+}
+
+/// One GSO send of `train` (datagrams of `stride` bytes, the last maybe
+/// shorter), in pieces of at most what the socket takes per send.
+fn send_train(
+    s: &std::net::UdpSocket,
+    state: &quinn_udp::UdpSocketState,
+    train: &[u8],
+    stride: usize,
+    to: SocketAddr,
+) {
+    let per_send = state.max_gso_segments().max(1) * stride.max(1);
+    for piece in train.chunks(per_send.min(65_000 / stride.max(1) * stride.max(1))) {
+        let transmit = quinn_udp::Transmit {
+            destination: to,
+            ecn: None,
+            contents: piece,
+            segment_size: (piece.len() > stride).then_some(stride),
+            src_ip: None,
+        };
+        // A full socket buffer waits; a refusal is a lost train.
+        loop {
+            match state.send(s.into(), &transmit) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    wait_for(s, libc::POLLOUT, -1);
+                }
+                _ => break,
+            }
+        }
+    }
+}
+
+/// Echoes `total` bytes through a `udp-echo` server: trains of full
+/// datagrams, at most a 1,024-datagram window unanswered; every byte that
+/// comes back is counted (none is resent: a lost datagram shows as less
+/// than all delivered). Prints the bytes back and the time until the last.
+fn udp_echo_client(addr: SocketAddr, total: u64) -> String {
+    use std::sync::{Arc, Condvar, Mutex};
+    const WINDOW: u64 = 1024 * DATAGRAM as u64;
+    let s = udp_socket("127.0.0.1:0");
+    s.connect(addr).unwrap_or_else(|e| bail("connect", e));
+    let s = nonblocking(s);
+    let state =
+        quinn_udp::UdpSocketState::new((&s).into()).unwrap_or_else(|e| bail("udp state", e));
+    let (s, state) = (Arc::new(s), Arc::new(state));
+    // Bytes back so far, and whether the receiver gave up; the sender
+    // sleeps on the condition variable while its window is full.
+    let back = Arc::new((Mutex::new((0u64, false)), Condvar::new()));
+    let start = Instant::now();
+    let receiver = {
+        let (s, state, back) = (s.clone(), state.clone(), back.clone());
+        std::thread::spawn(move || {
+            let mut storage = vec![vec![0u8; 65_536]; 8];
+            let mut meta = vec![quinn_udp::RecvMeta::default(); 8];
+            let mut got = 0u64;
+            let mut last = start;
+            while got < total {
+                // Half a second without an answer: the rest was lost.
+                if !wait_for(&s, libc::POLLIN, 500) {
+                    break;
+                }
+                let mut bufs: Vec<io::IoSliceMut<'_>> =
+                    storage.iter_mut().map(|b| io::IoSliceMut::new(b)).collect();
+                match state.recv((&*s).into(), &mut bufs, &mut meta) {
+                    Ok(n) => {
+                        got += meta[..n].iter().map(|m| m.len as u64).sum::<u64>();
+                        last = Instant::now();
+                        back.0.lock().unwrap().0 = got;
+                        back.1.notify_one();
+                    }
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                        ) => {}
+                    Err(e) => bail("recv", e),
+                }
+            }
+            back.0.lock().unwrap().1 = true;
+            back.1.notify_one();
+            (got, last.duration_since(start))
+        })
+    };
+    let train = vec![0x5au8; DATAGRAM * GSO_SEGMENTS];
+    let mut sent = 0u64;
+    while sent < total {
+        {
+            let (lock, cvar) = &*back;
+            let mut st = lock.lock().unwrap();
+            while sent - st.0 >= WINDOW && !st.1 {
+                st = cvar.wait(st).unwrap();
+            }
+            if st.1 {
+                break;
+            }
+        }
+        let n = (total - sent).min(train.len() as u64) as usize;
+        send_train(&s, &state, &train[..n], DATAGRAM, addr);
+        sent += n as u64;
+    }
+    let (got, secs) = receiver.join().unwrap();
+    format!(
+        "{{\"bytes_sent\": {sent}, \"bytes\": {got}, \"secs\": {:.6}}}",
+        secs.as_secs_f64()
+    )
 }
 
 // ------------------------------------------------------------------ clients
@@ -615,6 +776,12 @@ async fn client(imp: &str, addr: SocketAddr, test: &str, arg: &str) -> String {
         let total: u64 = arg.parse().unwrap_or_else(|e| bail("bytes", e));
         let (batched, gso) = (imp == "udp-mmsg", imp == "udp-gso");
         return tokio::task::spawn_blocking(move || blast(addr, total, batched, gso))
+            .await
+            .unwrap();
+    }
+    if imp == "udp-echo" {
+        let total: u64 = arg.parse().unwrap_or_else(|e| bail("bytes", e));
+        return tokio::task::spawn_blocking(move || udp_echo_client(addr, total))
             .await
             .unwrap();
     }
