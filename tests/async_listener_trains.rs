@@ -29,6 +29,15 @@ struct Scripted {
     trains: Mutex<VecDeque<(Vec<u8>, usize)>>,
 }
 
+impl Scripted {
+    /// Queues one train: `datagrams` back to back, each `stride` bytes but
+    /// the last.
+    fn script<'a>(&self, datagrams: impl IntoIterator<Item = &'a Vec<u8>>, stride: usize) {
+        let train = datagrams.into_iter().flatten().copied().collect();
+        self.trains.lock().unwrap().push_back((train, stride));
+    }
+}
+
 impl Transport for Scripted {
     fn poll_send_to(
         &self,
@@ -73,14 +82,15 @@ impl Transport for Scripted {
 }
 
 /// The datagrams an engine of conversation `conv` sends for `messages`
-/// messages, one segment (of `PAYLOAD` bytes) per datagram.
-fn datagrams(conv: u32, messages: u8) -> Vec<Vec<u8>> {
+/// messages of `size` bytes (message `m` filled with `m + 1`), one segment
+/// per datagram.
+fn datagrams(conv: u32, messages: u8, size: usize) -> Vec<Vec<u8>> {
     let mut k = Kcp::new(conv);
     k.set_nodelay(1, 10, 2, true);
-    // Room for one segment per datagram.
-    k.set_mtu(24 + PAYLOAD + 10).unwrap();
+    k.set_mtu(24 + size).unwrap();
+    k.set_window_size(256, 256);
     for m in 0..messages {
-        k.send(&[m + 1; PAYLOAD]).unwrap();
+        k.send(&vec![m + 1; size]).unwrap();
     }
     let mut out = Vec::new();
     k.update(0, &mut |d: &[u8]| out.push(d.to_vec()));
@@ -90,7 +100,7 @@ fn datagrams(conv: u32, messages: u8) -> Vec<Vec<u8>> {
 #[tokio::test]
 async fn a_received_train_reaches_each_connection_in_order() {
     support::init_tracing();
-    let (a, b) = (datagrams(11, 4), datagrams(22, 4));
+    let (a, b) = (datagrams(11, 4, PAYLOAD), datagrams(22, 4, PAYLOAD));
     assert!(a.iter().chain(&b).all(|d| d.len() == 24 + PAYLOAD));
     let garbage = vec![0xff; 24 + PAYLOAD];
     // The first train opens both connections; in the second, both are known.
@@ -100,12 +110,7 @@ async fn a_received_train_reaches_each_connection_in_order() {
     ];
     let transport = Arc::new(Scripted::default());
     for t in trains {
-        let train: Vec<u8> = t.iter().flat_map(|d| d.iter().copied()).collect();
-        transport
-            .trains
-            .lock()
-            .unwrap()
-            .push_back((train, 24 + PAYLOAD));
+        transport.script(t.iter().copied(), 24 + PAYLOAD);
     }
 
     let listener = KcpListener::with_transport(transport.clone(), KcpConfig::fast()).unwrap();
@@ -136,22 +141,6 @@ async fn a_received_train_reaches_each_connection_in_order() {
     .expect("the train's datagrams did not all arrive");
 }
 
-/// The datagrams an engine of conversation `conv` sends for `messages`
-/// messages of `size` bytes (message `m` filled with `m`), one segment per
-/// datagram.
-fn full_datagrams(conv: u32, messages: u8, size: usize) -> Vec<Vec<u8>> {
-    let mut k = Kcp::new(conv);
-    k.set_nodelay(1, 10, 2, true);
-    k.set_mtu(24 + size).unwrap();
-    k.set_window_size(256, 256);
-    for m in 0..messages {
-        k.send(&vec![m; size]).unwrap();
-    }
-    let mut out = Vec::new();
-    k.update(0, &mut |d: &[u8]| out.push(d.to_vec()));
-    out
-}
-
 /// Trains long enough to travel in their own receive buffer (more than
 /// half of it) arrive whole and in order, train after train, as the
 /// listener's buffers are swapped with the pool's spares.
@@ -159,22 +148,17 @@ fn full_datagrams(conv: u32, messages: u8, size: usize) -> Vec<Vec<u8>> {
 async fn long_trains_for_one_connection_arrive_whole() {
     support::init_tracing();
     const SIZE: usize = 1000;
-    let d = full_datagrams(33, 120, SIZE);
+    let d = datagrams(33, 120, SIZE);
     assert_eq!(d.len(), 120);
     let transport = Arc::new(Scripted::default());
     // One datagram opens the connection; then trains of 40 (40,960 bytes).
     for range in [0..1, 1..41, 41..81, 81..120] {
-        let train: Vec<u8> = d[range].iter().flatten().copied().collect();
-        transport
-            .trains
-            .lock()
-            .unwrap()
-            .push_back((train, 24 + SIZE));
+        transport.script(&d[range], 24 + SIZE);
     }
     let listener = KcpListener::with_transport(transport.clone(), KcpConfig::fast()).unwrap();
     timeout(Duration::from_secs(10), async {
         let (mut s, _) = listener.accept().await.unwrap();
-        for m in 0..120u8 {
+        for m in 1..=120u8 {
             let got = s.recv().await.unwrap();
             assert_eq!(got.len(), SIZE, "message {m}");
             assert!(got.iter().all(|&b| b == m), "message {m}");
