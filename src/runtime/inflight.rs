@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::engine::diff;
+
 /// In-flight data allowed, in bandwidth-delay products. Above one so the
 /// path stays full while acknowledgements are on their way, and so the
 /// delivery rate can grow (by half per round trip at most). BBR uses two;
@@ -54,11 +56,6 @@ const MAX_MARKS: usize = 128;
 const MAX_CHECKPOINTS: usize = 256;
 /// Rate samples kept by the windowed maximum.
 const MAX_RATES: usize = 32;
-
-/// Sequence number `a` is at or after `b` (with wrap-around).
-fn at_or_after(a: u32, b: u32) -> bool {
-    a.wrapping_sub(b) as i32 >= 0
-}
 
 /// When the segments before `sn` had all been sent, and whether the
 /// sending was held back by something other than the path (see
@@ -143,7 +140,7 @@ impl InflightLimit {
             self.last_una = Some(snd_una);
             self.checkpoints.push_back((now, self.delivered));
         }
-        if matches!(self.next_new, Some(next) if !at_or_after(sn, next)) {
+        if matches!(self.next_new, Some(next) if diff(sn, next) < 0) {
             // A retransmission: its acknowledgement times nothing.
             return;
         }
@@ -190,14 +187,14 @@ impl InflightLimit {
             return;
         }
         let Some(last) = self.last_una else { return };
-        if snd_una == last || !at_or_after(snd_una, last) {
+        if diff(snd_una, last) <= 0 {
             return;
         }
         self.delivered += u64::from(snd_una.wrapping_sub(last));
         self.last_una = Some(snd_una);
         let mut newest = None;
         while let Some(m) = self.marks.front() {
-            if !at_or_after(snd_una, m.sn) {
+            if diff(snd_una, m.sn) < 0 {
                 break;
             }
             newest = self.marks.pop_front();

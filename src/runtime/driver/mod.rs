@@ -25,7 +25,7 @@ use super::rng::Rng;
 use super::routed::Routed;
 use super::shared::Shared;
 use super::transport::{self, Received, Transport};
-use crate::engine::{conv_of, segments, Command, InputError, Kcp, SegmentHeader, HEADER_LEN};
+use crate::engine::{conv_of, diff, segments, Command, InputError, Kcp, SegmentHeader, HEADER_LEN};
 
 mod closing;
 mod liveness;

@@ -102,7 +102,7 @@ impl Driver {
         }
         if let Some(sn) = self.peer_fin {
             // Everything before the signal is in the queue the reads take from.
-            let all_in = self.kcp.rcv_nxt().wrapping_sub(sn) as i32 >= 0;
+            let all_in = diff(self.kcp.rcv_nxt(), sn) >= 0;
             if !st.eof && all_in && self.kcp.peek_size().is_err() {
                 st.eof = true;
                 delivered = true;
