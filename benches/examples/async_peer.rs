@@ -419,27 +419,56 @@ fn udp_echo_server(s: std::net::UdpSocket) {
     let s = nonblocking(s);
     let state =
         quinn_udp::UdpSocketState::new((&s).into()).unwrap_or_else(|e| bail("udp state", e));
-    let batch = quinn_udp::BATCH_SIZE.min(8);
-    let mut storage = vec![vec![0u8; 65_536]; batch];
-    let mut meta = vec![quinn_udp::RecvMeta::default(); batch];
+    let mut trains = Trains::new();
     loop {
-        let mut bufs: Vec<io::IoSliceMut<'_>> =
-            storage.iter_mut().map(|b| io::IoSliceMut::new(b)).collect();
-        wait_for(&s, libc::POLLIN, -1);
-        let n = match state.recv((&s).into(), &mut bufs, &mut meta) {
-            Ok(n) => n,
+        let Some(n) = trains.recv(&s, &state, -1) else {
+            continue;
+        };
+        for (buf, m) in trains.storage.iter().zip(&trains.meta[..n]) {
+            send_train(&s, &state, &buf[..m.len], m.stride, m.addr);
+        }
+    }
+}
+
+/// Receive buffers for whole trains of datagrams (GRO) and what the latest
+/// receive put in them.
+struct Trains {
+    storage: [Vec<u8>; 8],
+    meta: [quinn_udp::RecvMeta; 8],
+}
+
+impl Trains {
+    fn new() -> Self {
+        Trains {
+            storage: std::array::from_fn(|_| vec![0u8; 65_536]),
+            meta: [quinn_udp::RecvMeta::default(); 8],
+        }
+    }
+
+    /// Waits at most `timeout_ms` (-1: no limit) for trains, then receives
+    /// a batch; how many buffers it filled (0 after a spurious wake-up), or
+    /// `None` when the wait timed out.
+    fn recv(
+        &mut self,
+        s: &std::net::UdpSocket,
+        state: &quinn_udp::UdpSocketState,
+        timeout_ms: libc::c_int,
+    ) -> Option<usize> {
+        if !wait_for(s, libc::POLLIN, timeout_ms) {
+            return None;
+        }
+        let mut bufs = self.storage.each_mut().map(|b| io::IoSliceMut::new(b));
+        match state.recv(s.into(), &mut bufs, &mut self.meta) {
+            Ok(n) => Some(n),
             Err(e)
                 if matches!(
                     e.kind(),
                     io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
                 ) =>
             {
-                continue
+                Some(0)
             }
             Err(e) => bail("recv", e),
-        };
-        for (buf, m) in bufs.iter().zip(&meta[..n]) {
-            send_train(&s, &state, &buf[..m.len], m.stride, m.addr);
         }
     }
 }
@@ -466,8 +495,9 @@ fn send_train(
     stride: usize,
     to: SocketAddr,
 ) {
-    let per_send = state.max_gso_segments().max(1) * stride.max(1);
-    for piece in train.chunks(per_send.min(65_000 / stride.max(1) * stride.max(1))) {
+    let stride = stride.max(1);
+    let per_send = state.max_gso_segments().max(1).min(65_000 / stride) * stride;
+    for piece in train.chunks(per_send) {
         let transmit = quinn_udp::Transmit {
             destination: to,
             ecn: None,
@@ -507,30 +537,19 @@ fn udp_echo_client(addr: SocketAddr, total: u64) -> String {
     let receiver = {
         let (s, state, back) = (s.clone(), state.clone(), back.clone());
         std::thread::spawn(move || {
-            let mut storage = vec![vec![0u8; 65_536]; 8];
-            let mut meta = vec![quinn_udp::RecvMeta::default(); 8];
+            let mut trains = Trains::new();
             let mut got = 0u64;
             let mut last = start;
             while got < total {
                 // Half a second without an answer: the rest was lost.
-                if !wait_for(&s, libc::POLLIN, 500) {
+                let Some(n) = trains.recv(&s, &state, 500) else {
                     break;
-                }
-                let mut bufs: Vec<io::IoSliceMut<'_>> =
-                    storage.iter_mut().map(|b| io::IoSliceMut::new(b)).collect();
-                match state.recv((&*s).into(), &mut bufs, &mut meta) {
-                    Ok(n) => {
-                        got += meta[..n].iter().map(|m| m.len as u64).sum::<u64>();
-                        last = Instant::now();
-                        back.0.lock().unwrap().0 = got;
-                        back.1.notify_one();
-                    }
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                        ) => {}
-                    Err(e) => bail("recv", e),
+                };
+                if n > 0 {
+                    got += trains.meta[..n].iter().map(|m| m.len as u64).sum::<u64>();
+                    last = Instant::now();
+                    back.0.lock().unwrap().0 = got;
+                    back.1.notify_one();
                 }
             }
             back.0.lock().unwrap().1 = true;
