@@ -45,6 +45,11 @@ UDP = {
 BLASTS = ("udp", "udp-mmsg", "udp-gso")
 
 
+def raw_test(impl):
+    """The test a raw-UDP row runs."""
+    return "blast" if impl in BLASTS else "bulk"
+
+
 def command(impl, *args):
     if impl == "kcp_go":
         return [GO_PEER, *args]
@@ -121,9 +126,9 @@ def main():
                 raw.setdefault((impl, test), []).append(res)
                 print(f"round {r + 1} {impl} {test}: {json.dumps(res)}", flush=True)
         for impl in UDP:
-            test = "blast" if impl in BLASTS else "bulk"
+            test = raw_test(impl)
             res = measure(impl, test, args.bytes, 120)
-            raw.setdefault((impl, "blast"), []).append(res)
+            raw.setdefault((impl, test), []).append(res)
             print(f"round {r + 1} {impl} {test}: {json.dumps(res)}", flush=True)
 
     summary = {"rounds": args.rounds, "bytes": args.bytes, "rtt_messages": args.rtt, "soak_secs": args.soak}
@@ -140,7 +145,7 @@ def main():
             "soak_mb_per_s": median([x["bytes"] / 1e6 / x["secs"] for x in raw[(impl, "soak")]]),
         }
     for impl in UDP:
-        b = raw[(impl, "blast")]
+        b = raw[(impl, raw_test(impl))]
         summary[impl] = {
             "mb_per_s": median([x["bytes"] / 1e6 / x["secs"] for x in b if x["secs"] > 0]),
             "delivered": median([x["bytes"] / x["bytes_sent"] for x in b]),
