@@ -149,13 +149,17 @@ impl ConnectionMetrics {
     }
 
     pub(crate) fn closed(&mut self, reason: &'static str) {
-        self.open.decrement(1.0);
+        // The reason first: whoever sees the open gauge fall also sees why.
+        // (A new series takes the registry's lock, which a recorder's
+        // snapshot may hold; with the gauge first, a snapshot taken in
+        // between showed the connection gone with no reason counted.)
         counter!(
             "kcp_connections_closed_total",
             "role" => self.role.as_str(),
             "reason" => reason
         )
         .increment(1);
+        self.open.decrement(1.0);
     }
 }
 
